@@ -1,0 +1,202 @@
+"""The ``graphkit`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from graphkit._errors import EXIT_CODES, INTERNAL_ERROR, GraphkitError, UsageError
+
+EPILOG = "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    try:
+        return args.run(args)
+    except GraphkitError as error:
+        if debug:
+            traceback.print_exc()
+        for line in str(error).splitlines() or [type(error).__name__]:
+            print(f"graphkit: error: {line}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("graphkit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if debug:
+            traceback.print_exc()
+        print(
+            f"graphkit: internal error: {type(error).__name__}: {error} "
+            "(rerun with --debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of errors"
+    )
+    with_plugins = argparse.ArgumentParser(add_help=False)
+    with_plugins.add_argument(
+        "--plugin",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="load a plugin file (repeatable)",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="graphkit",
+        description="Declarative ONNX graph surgery: apply YAML recipes of plugin passes.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument("--version", action="version", version=f"graphkit {_version()}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    def command(name: str, help: str, *parents: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help,
+            description=help,
+            parents=[common, *parents],
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    apply = command("apply", "run a recipe and write its output", with_plugins)
+    apply.add_argument("recipe", metavar="RECIPE", help="a recipe file or the name of a built-in recipe")
+    apply.add_argument("-o", "--output", metavar="OUTPUT", help="where to write the model (overrides the recipe)")
+    apply.add_argument("--source", metavar="PATH", help="the model to start from (overrides source.path)")
+    apply.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    apply.set_defaults(run=_apply)
+
+    validate = command("validate", "check a recipe without running it", with_plugins)
+    validate.add_argument("recipe", metavar="RECIPE", help="a recipe file or the name of a built-in recipe")
+    validate.set_defaults(run=_validate)
+
+    passes = command("passes", "list the registered passes, or show one", with_plugins)
+    passes.add_argument("name", metavar="NAME", nargs="?", help="show this pass's parameters")
+    passes.set_defaults(run=_passes)
+
+    plugins = command("plugins", "list the loaded plugins and where they come from", with_plugins)
+    plugins.set_defaults(run=_plugins)
+
+    recipes = command("recipes", "list the built-in recipes", with_plugins)
+    recipes.set_defaults(run=_recipes)
+
+    inspect = command("inspect", "show a model's interface, ops, symbolic dims and size")
+    inspect.add_argument("model", metavar="MODEL", help="an ONNX file")
+    inspect.set_defaults(run=_inspect)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("graphkit")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _resolve_recipe(name: str, plugin_files: Sequence[str]) -> Path:
+    """A recipe argument is a file, or else the name of a built-in recipe."""
+    path = Path(name)
+    if path.exists() or path.suffix in (".yaml", ".yml") or "/" in name:
+        return path
+    from graphkit._recipes_index import builtin_recipes
+
+    found = builtin_recipes(plugin_files)
+    if name in found:
+        return found[name]
+    known = ", ".join(sorted(found)) or "none"
+    raise UsageError(f"{name}: no such recipe file, and no built-in recipe of that name (built-in: {known})")
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from graphkit._runner import apply
+
+    echo = None if args.quiet else print
+    recipe = _resolve_recipe(args.recipe, args.plugin)
+    apply(recipe, output=args.output, source=args.source, plugins=args.plugin, echo=echo)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from graphkit._recipe import load_recipe
+
+    recipe = load_recipe(_resolve_recipe(args.recipe, args.plugin), plugin_files=args.plugin)
+    source = f"{recipe.source.path} ({recipe.source.frontend.name})" if recipe.source else "none given"
+    print(f"{recipe.file}: valid: {len(recipe.steps)} passes, source {source}, output {recipe.output or 'none given'}")
+    return 0
+
+
+def _passes(args: argparse.Namespace) -> int:
+    from graphkit._params import describe_fields, did_you_mean
+    from graphkit._plugins import load_plugins
+
+    registry = load_plugins(args.plugin).passes
+    if args.name is None:
+        width = max(map(len, registry), default=0)
+        for name in sorted(registry):
+            print(f"{name:<{width}}  {registry[name].summary}")
+        return 0
+    pass_ = registry.get(args.name)
+    if pass_ is None:
+        raise UsageError(f"no pass named {args.name!r}{did_you_mean(args.name, registry)}")
+    print(pass_.name)
+    print(textwrap.indent(pass_.doc, "  "))
+    rows = describe_fields(pass_.params)
+    print("\nparameters:" if rows else "\nparameters: none")
+    for name, type_, default, description in rows:
+        print(f"  {name}: {type_} = {default}")
+        print(textwrap.indent(textwrap.fill(description, 76), "      "))
+    return 0
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from graphkit._plugins import load_plugins
+
+    for info in load_plugins(args.plugin).describe():
+        provided = [f"passes: {', '.join(info.passes)}"] if info.passes else []
+        if info.frontends:
+            provided.append(f"formats: {', '.join(info.frontends)}")
+        print(f"{info.name}  [{info.kind}]  {info.location}")
+        for line in provided:
+            print(f"    {line}")
+    return 0
+
+
+def _recipes(args: argparse.Namespace) -> int:
+    from graphkit._recipes_index import builtin_recipes, recipe_summary
+
+    found = builtin_recipes(args.plugin)
+    width = max(map(len, found), default=0)
+    for name, path in sorted(found.items()):
+        print(f"{name:<{width}}  {recipe_summary(path)}")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from graphkit._inspect import describe
+    from graphkit._model_io import load
+
+    path = Path(args.model)
+    print(describe(load(path), path))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The plugins graphkit ships: core passes and frontends, registered like any third-party plugin."""

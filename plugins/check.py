@@ -1,0 +1,72 @@
+"""The ``check`` pass: onnx's full checker, plus external data that is really there."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from graphkit import Params, Pass, PassError, PassResult, graph_pass, hookimpl
+
+if TYPE_CHECKING:
+    import onnx_ir as ir
+
+
+class CheckParams(Params):
+    full: bool = Field(True, description="Also run strict shape inference (onnx's full_check).")
+
+
+@graph_pass("check", CheckParams)
+def check(model: ir.Model, params: CheckParams) -> PassResult:
+    """Check the model with onnx's checker; fails the recipe if it is invalid.
+
+    Weights are not serialised for the checker, so it works on models past
+    2 GiB; instead every external data file is checked to exist and to be
+    long enough for the tensors that point into it. Changes nothing.
+    """
+    import onnx
+
+    from graphkit._model_io import call_on_graph, integrity_problem
+
+    problem = integrity_problem(model) or _external_data_problem(model)
+    if problem:
+        raise PassError(problem)
+
+    def run(proto: onnx.ModelProto) -> None:
+        onnx.checker.check_model(proto, full_check=params.full)
+
+    try:
+        call_on_graph(model, run, rebuild=False)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise PassError(f"the model is invalid: {' '.join(str(error).split())}") from None
+    return PassResult(model, modified=False)
+
+
+def _external_data_problem(model: ir.Model) -> str | None:
+    import onnx_ir as ir
+
+    sizes: dict[str, int] = {}
+    for graph in model.graphs():
+        for value in graph.initializers.values():
+            tensor = value.const_value
+            if not isinstance(tensor, ir.ExternalTensor):
+                continue
+            path = tensor.path
+            if path not in sizes:
+                try:
+                    sizes[path] = os.path.getsize(path)
+                except OSError:
+                    return f"tensor {value.name!r}: external data file {path} is missing"
+            end = (tensor.offset or 0) + (tensor.length if tensor.length is not None else tensor.nbytes)
+            if end > sizes[path]:
+                return (
+                    f"tensor {value.name!r}: needs bytes up to {end} of {path}, "
+                    f"which has only {sizes[path]}"
+                )
+    return None
+
+
+@hookimpl
+def graphkit_passes() -> list[Pass]:
+    return [check]

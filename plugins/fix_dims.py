@@ -1,0 +1,80 @@
+"""The ``fix_dims`` pass: give symbolic dimensions and input shapes fixed sizes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import Field
+
+from graphkit import Params, Pass, PassError, PassResult, graph_pass, hookimpl
+
+if TYPE_CHECKING:
+    import onnx_ir as ir
+
+Size = Annotated[int, Field(ge=1)]
+
+
+class FixDimsParams(Params):
+    dims: dict[str, Size] = Field(
+        default_factory=dict,
+        description="Symbolic dimensions to fix, as {dim name: size}; every occurrence changes.",
+    )
+    shapes: dict[str, list[Size | str]] = Field(
+        default_factory=dict,
+        description=(
+            "Whole input shapes, as {input name: [sizes]}; a text entry names a symbolic dim."
+        ),
+    )
+
+
+@graph_pass("fix_dims", FixDimsParams)
+def fix_dims(model: ir.Model, params: FixDimsParams) -> PassResult:
+    """Fix symbolic dimensions (such as tf2onnx's unk__127) and input shapes to sizes.
+
+    Every occurrence of a named dim changes: inputs, outputs, value_info and
+    subgraphs. Then shapes are inferred again from scratch, so outputs and
+    intermediate values become static wherever the sizes determine them and
+    no stale value_info is left.
+    """
+    import onnx_ir as ir
+
+    from graphkit._inspect import real_inputs, symbolic_dims
+    from graphkit_plugins._names import all_values, listing
+    from graphkit_plugins._shapes import forget_intermediate_shapes, infer, shape_snapshot
+
+    existing = symbolic_dims(model)
+    inputs = {v.name: v for v in real_inputs(model.graph)}
+    problems = []
+    for name in params.dims:
+        if name not in existing:
+            problems.append(f"no symbolic dim named {name!r} (the model has: {listing(existing)})")
+    for name, shape in params.shapes.items():
+        value = inputs.get(name)
+        if value is None:
+            problems.append(f"no graph input named {name!r} (inputs: {listing(inputs)})")
+        elif value.shape is not None and len(value.shape) != len(shape):
+            problems.append(
+                f"input {name!r} has rank {len(value.shape)}, but the new shape {shape} has rank {len(shape)}"
+            )
+    if problems:
+        raise PassError("; ".join(problems))
+
+    before = shape_snapshot(model)
+    for value in all_values(model):
+        if value.shape is not None and any(_named(d) in params.dims for d in value.shape):
+            value.shape = ir.Shape([params.dims.get(_named(d), d) for d in value.shape])
+    for name, shape in params.shapes.items():
+        inputs[name].shape = ir.Shape([ir.SymbolicDim(d) if isinstance(d, str) else d for d in shape])
+
+    forget_intermediate_shapes(model)
+    infer(model)
+    return PassResult(model, modified=shape_snapshot(model) != before)
+
+
+def _named(dim: int | ir.SymbolicDim) -> str | None:
+    return None if isinstance(dim, int) else dim.value
+
+
+@hookimpl
+def graphkit_passes() -> list[Pass]:
+    return [fix_dims]

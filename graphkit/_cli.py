@@ -11,7 +11,9 @@ from pathlib import Path
 
 from graphkit._errors import EXIT_CODES, INTERNAL_ERROR, GraphkitError, UsageError
 
-EPILOG = "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
+EPILOG = "exit codes:\n" + "\n".join(
+    f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items()
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,14 +78,27 @@ def _parser() -> argparse.ArgumentParser:
         )
 
     apply = command("apply", "run a recipe and write its output", with_plugins)
-    apply.add_argument("recipe", metavar="RECIPE", help="a recipe file or the name of a built-in recipe")
-    apply.add_argument("-o", "--output", metavar="OUTPUT", help="where to write the model (overrides the recipe)")
-    apply.add_argument("--source", metavar="PATH", help="the model to start from (overrides source.path)")
+    apply.add_argument(
+        "recipe", metavar="RECIPE", help="a recipe file or the name of a built-in recipe"
+    )
+    apply.add_argument(
+        "-o", "--output", metavar="OUTPUT", help="where to write the model (overrides the recipe)"
+    )
+    apply.add_argument(
+        "--source", metavar="PATH", help="the model to start from (overrides source.path)"
+    )
+    apply.add_argument(
+        "--keep-failed",
+        action="store_true",
+        help="write the output even if the parity check fails (the exit code still says it failed)",
+    )
     apply.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     apply.set_defaults(run=_apply)
 
     validate = command("validate", "check a recipe without running it", with_plugins)
-    validate.add_argument("recipe", metavar="RECIPE", help="a recipe file or the name of a built-in recipe")
+    validate.add_argument(
+        "recipe", metavar="RECIPE", help="a recipe file or the name of a built-in recipe"
+    )
     validate.set_defaults(run=_validate)
 
     passes = command("passes", "list the registered passes, or show one", with_plugins)
@@ -122,7 +137,9 @@ def _resolve_recipe(name: str, plugin_files: Sequence[str]) -> Path:
     if name in found:
         return found[name]
     known = ", ".join(sorted(found)) or "none"
-    raise UsageError(f"{name}: no such recipe file, and no built-in recipe of that name (built-in: {known})")
+    raise UsageError(
+        f"{name}: no such recipe file, and no built-in recipe of that name (built-in: {known})"
+    )
 
 
 def _apply(args: argparse.Namespace) -> int:
@@ -130,7 +147,14 @@ def _apply(args: argparse.Namespace) -> int:
 
     echo = None if args.quiet else print
     recipe = _resolve_recipe(args.recipe, args.plugin)
-    apply(recipe, output=args.output, source=args.source, plugins=args.plugin, echo=echo)
+    apply(
+        recipe,
+        output=args.output,
+        source=args.source,
+        plugins=args.plugin,
+        keep_failed=args.keep_failed,
+        echo=echo,
+    )
     return 0
 
 
@@ -138,8 +162,11 @@ def _validate(args: argparse.Namespace) -> int:
     from graphkit._recipe import load_recipe
 
     recipe = load_recipe(_resolve_recipe(args.recipe, args.plugin), plugin_files=args.plugin)
-    source = f"{recipe.source.path} ({recipe.source.frontend.name})" if recipe.source else "none given"
-    print(f"{recipe.file}: valid: {len(recipe.steps)} passes, source {source}, output {recipe.output or 'none given'}")
+    source = (
+        f"{recipe.source.path} ({recipe.source.frontend.name})" if recipe.source else "none given"
+    )
+    output = recipe.output or "none given"
+    print(f"{recipe.file}: valid: {len(recipe.steps)} passes, source {source}, output {output}")
     return 0
 
 

@@ -103,7 +103,9 @@ def frontend(
         if not (isinstance(params, type) and issubclass(params, Params)):
             problems.append("its options must be a subclass of graphkit.Params")
         elif undescribed_fields(params):
-            problems.append(f"options without a description: {', '.join(undescribed_fields(params))}")
+            problems.append(
+                f"options without a description: {', '.join(undescribed_fields(params))}"
+            )
         if {"path", "format"} & set(getattr(params, "model_fields", {})):
             problems.append("'path' and 'format' are reserved source keys")
         if not inspect.getdoc(function):

@@ -11,9 +11,21 @@ import onnx_ir as ir
 
 def value_signature(value: ir.Value) -> str:
     """``name float32[unk__127,224,224,3]``."""
-    dtype = value.dtype.name.lower() if value.dtype is not None else "?"
+    dtype = dtype_name(value.dtype)
     shape = "[?]" if value.shape is None else "[" + ",".join(_dim(d) for d in value.shape) + "]"
     return f"{value.name} {dtype}{shape}"
+
+
+def dtype_name(dtype: ir.DataType | None) -> str:
+    """numpy's name for an ONNX dtype (``float32``, ``uint8``), which users know best."""
+    if dtype is None:
+        return "?"
+    if dtype == ir.DataType.STRING:
+        return "string"
+    try:
+        return str(dtype.numpy())
+    except (TypeError, ValueError):
+        return dtype.name.lower()
 
 
 def _dim(dim: int | ir.SymbolicDim) -> str:
@@ -55,7 +67,11 @@ def op_histogram(model: ir.Model) -> collections.Counter[str]:
     counts: collections.Counter[str] = collections.Counter()
     for graph in model.graphs():
         for node in graph:
-            counts[f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type] += 1
+            counts[
+                f"{node.domain}::{node.op_type}"
+                if node.domain not in ("", "ai.onnx")
+                else node.op_type
+            ] += 1
     return counts
 
 
@@ -67,9 +83,9 @@ def symbolic_dims(model: ir.Model) -> dict[str, list[str]]:
             if value.shape is None:
                 continue
             for dim in value.shape:
-                if isinstance(dim, ir.SymbolicDim) and dim.value is not None:
-                    if value.name not in uses[dim.value]:
-                        uses[dim.value].append(value.name or "?")
+                named = isinstance(dim, ir.SymbolicDim) and dim.value is not None
+                if named and value.name not in uses[dim.value]:
+                    uses[dim.value].append(value.name or "?")
     return dict(uses)
 
 
@@ -101,17 +117,23 @@ def describe(model: ir.Model, path: Path | None = None) -> str:
     lines.extend(f"  {value_signature(v)}" for v in model.graph.outputs)
     ops = op_histogram(model)
     lines.append(f"nodes: {sum(ops.values())}")
-    lines.extend(f"  {op:<24} {count}" for op, count in sorted(ops.items(), key=lambda kv: (-kv[1], kv[0])))
+    lines.extend(
+        f"  {op:<24} {count}" for op, count in sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
     dims = symbolic_dims(model)
     if dims:
         lines.append("symbolic dims:")
         for name, used_by in sorted(dims.items()):
-            shown = ", ".join(used_by[:6]) + (f", +{len(used_by) - 6} more" if len(used_by) > 6 else "")
+            shown = ", ".join(used_by[:6]) + (
+                f", +{len(used_by) - 6} more" if len(used_by) > 6 else ""
+            )
             lines.append(f"  {name}: {shown}")
     else:
         lines.append("symbolic dims: none")
     inline, external, files = _weights(model)
-    lines.append(f"weights: {_size(inline + external)} ({_size(inline)} inline, {_size(external)} external)")
+    lines.append(
+        f"weights: {_size(inline + external)} ({_size(inline)} inline, {_size(external)} external)"
+    )
     if files:
         lines.append(f"external data: {', '.join(sorted(files))}")
     if path is not None:

@@ -154,7 +154,8 @@ def _check_data_name(name: str, path: Path) -> None:
     candidate = Path(name)
     if candidate.is_absolute() or ".." in candidate.parts or not candidate.name:
         raise ModelError(
-            f"{path}: external data file {name!r} must be a relative path inside the output's folder"
+            f"{path}: external data file {name!r} must be a relative path "
+            "inside the output's folder"
         )
     if candidate == Path(path.name):
         raise ModelError(f"{path}: external data file cannot be the model file itself")
@@ -180,7 +181,8 @@ def integrity_problem(model: ir.Model) -> str | None:
         for node in graph:
             for value in node.inputs:
                 if value is not None and _undefined(value):
-                    return f"node {node.name or node.op_type!r} reads {value.name!r}, which nothing defines"
+                    who = node.name or node.op_type
+                    return f"node {who!r} reads {value.name!r}, which nothing defines"
         for value in graph.outputs:
             if _undefined(value):
                 return f"graph output {value.name!r} is not produced by any node"
@@ -280,7 +282,9 @@ def call_on_graph(
     listed_as_input = {v.name for v in model.graph.inputs}
     for value in model.graph.initializers.values():
         tensor = value.const_value
-        if tensor is None or (tensor.nbytes <= _SMALL_TENSOR_BYTES and not isinstance(tensor, ir.ExternalTensor)):
+        if tensor is None or (
+            tensor.nbytes <= _SMALL_TENSOR_BYTES and not isinstance(tensor, ir.ExternalTensor)
+        ):
             continue
         held[value.name] = tensor
     if held:
@@ -318,4 +322,3 @@ def call_on_graph(
     graph.inputs.clear()
     graph.inputs.extend(keep_inputs)
     return new_model
-

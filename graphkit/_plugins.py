@@ -116,7 +116,9 @@ class Plugins:
         return tuple(n for (w, n), owner in self.owner.items() if w == what and owner == plugin)
 
 
-def load_plugins(files: Iterable[str | os.PathLike[str]] = (), *, autoload: bool | None = None) -> Plugins:
+def load_plugins(
+    files: Iterable[str | os.PathLike[str]] = (), *, autoload: bool | None = None
+) -> Plugins:
     """Load the built-in plugins, installed entry-point plugins and plugin files.
 
     Args:
@@ -141,7 +143,9 @@ def load_plugins(files: Iterable[str | os.PathLike[str]] = (), *, autoload: bool
         autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
     if autoload:
         for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if manager.get_plugin(entry_point.name) is not None or manager.is_blocked(entry_point.name):
+            if manager.get_plugin(entry_point.name) is not None or manager.is_blocked(
+                entry_point.name
+            ):
                 continue
             try:
                 plugin = entry_point.load()

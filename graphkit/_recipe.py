@@ -20,6 +20,7 @@ from graphkit._frontends import Frontend
 from graphkit._params import Params, SaveOptions, did_you_mean, format_loc, validation_problems
 from graphkit._passes import Pass
 from graphkit._plugins import Plugins, default_plugins, load_plugins
+from graphkit._verify import VerifyOptions
 from graphkit._yaml import Located, load_yaml
 
 
@@ -34,6 +35,7 @@ class _RecipeSchema(pydantic.BaseModel):
     passes: list[Any] = []
     output: str | None = None
     save: dict[str, Any] | None = None
+    verify: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +73,8 @@ class Recipe:
     output: Path | None
     save: SaveOptions
     plugins: Plugins
+    verify: VerifyOptions | None = None
+    verify_inputs: Path | None = None  # verify.inputs, resolved against the recipe's folder
 
 
 class _Problems:
@@ -175,11 +179,18 @@ def load_recipe(
         if (step := _step(index, item, plugins, problems)) is not None
     ]
     resolved_source = _source(schema.source, source, folder, plugins, problems)
-    save = _save_options(schema.save, problems)
+    save = _options(SaveOptions, "save", schema.save, problems) or SaveOptions()
+    verify = (
+        _options(VerifyOptions, "verify", schema.verify, problems)
+        if schema.verify is not None
+        else None
+    )
     if problems.lines:
         raise RecipeError(problems.lines)
 
-    out = Path(output) if output is not None else (folder / schema.output if schema.output else None)
+    out = (
+        Path(output) if output is not None else (folder / schema.output if schema.output else None)
+    )
     return Recipe(
         file=file,
         base_dir=folder,
@@ -189,6 +200,8 @@ def load_recipe(
         output=out,
         save=save,
         plugins=plugins,
+        verify=verify,
+        verify_inputs=folder / verify.inputs if verify and verify.inputs else None,
     )
 
 
@@ -265,9 +278,9 @@ def _source(
         frontend = plugins.frontends.get(format_name)
         if frontend is None:
             known = ", ".join(plugins.frontends)
+            hint = did_you_mean(format_name, plugins.frontends)
             problems.add(
-                (*here, "format"),
-                f"unknown format {format_name!r}{did_you_mean(format_name, plugins.frontends)} (known: {known})",
+                (*here, "format"), f"unknown format {format_name!r}{hint} (known: {known})"
             )
             return None
     try:
@@ -281,10 +294,12 @@ def _source(
     return Source(path=path, frontend=frontend, options=options)
 
 
-def _save_options(block: dict[str, Any] | None, problems: _Problems) -> SaveOptions:
+def _options(
+    schema: type[Params], key: str, block: dict[str, Any] | None, problems: _Problems
+) -> Any:
     try:
-        return SaveOptions.model_validate(block or {})
+        return schema.model_validate(block or {})
     except pydantic.ValidationError as error:
-        for loc, message in validation_problems(error, known=SaveOptions.model_fields):
-            problems.add(("save", *loc), message, key=message.startswith("unknown"))
-        return SaveOptions()
+        for loc, message in validation_problems(error, known=schema.model_fields):
+            problems.add((key, *loc), message, key=message.startswith("unknown"))
+        return None

@@ -12,11 +12,12 @@ from typing import Any
 
 import onnx_ir as ir
 
-from graphkit._errors import GraphkitError, PassError, RecipeError
-from graphkit._frontends import SourceContext
-from graphkit._inspect import Signature
+from graphkit._errors import GraphkitError, ParityError, PassError, RecipeError
+from graphkit._frontends import Imported, SourceContext
+from graphkit._inspect import Signature, real_inputs
 from graphkit._model_io import save
 from graphkit._recipe import Recipe, Step, load_recipe
+from graphkit._verify import OrtModel, OutputParity, Verifier, VerifyOptions, load_real_inputs
 
 Echo = Callable[[str], None]
 
@@ -48,9 +49,10 @@ def apply(
     output: str | os.PathLike[str] | None = None,
     source: str | os.PathLike[str] | None = None,
     plugins: Sequence[str | os.PathLike[str]] = (),
+    keep_failed: bool = False,
     echo: Echo | None = None,
 ) -> ApplyResult:
-    """Run a recipe and write its output.
+    """Run a recipe, verify the result if the recipe asks, and write its output.
 
     Args:
         recipe: A recipe file, a recipe as a dict, or a loaded :class:`Recipe`.
@@ -58,6 +60,8 @@ def apply(
             written and the model is only returned.
         source: Overrides the recipe's ``source.path``.
         plugins: More plugin files to load.
+        keep_failed: Write the output even when the parity check fails (the
+            run still fails).
         echo: Called with each line of the run's report; silent by default.
 
     Returns:
@@ -65,8 +69,8 @@ def apply(
 
     Raises:
         GraphkitError: the recipe is invalid, the source cannot be imported, a
-            pass fails, or the output cannot be written. A failed run writes
-            nothing.
+            pass fails, parity fails, or the output cannot be written. A failed
+            run writes nothing (but see ``keep_failed``).
     """
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, plugin_files=plugins, source=source, output=output)
@@ -74,10 +78,12 @@ def apply(
     if recipe.source is None:
         raise RecipeError(f"{recipe.file}: no source: give source.path in the recipe or --source")
 
-    with tempfile.TemporaryDirectory(prefix="graphkit-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="graphkit-") as tmp:
+        workdir = Path(tmp)
         src = recipe.source
         say(f"import {src.path} ({src.frontend.name})")
-        context = SourceContext(recipe_dir=recipe.base_dir, workdir=Path(workdir))
+        context = SourceContext(recipe_dir=recipe.base_dir, workdir=workdir / "frontend")
+        context.workdir.mkdir()
         imported = src.frontend.load(src.path, src.options, context)
         model = imported.model
         for note in imported.notes:
@@ -85,18 +91,94 @@ def apply(
         signature = Signature.of(model)
         say(_describe_signature(signature))
 
+        checkpoints = _Checkpoints(recipe, workdir)
+        checkpoints.add(model, f"the import ({src.frontend.name} frontend)")
+
         reports = []
         for step in recipe.steps:
             model, report = run_step(step, model, signature)
             reports.append(report)
             signature = report.after
             say(_describe_step(report, len(recipe.steps)))
+            if report.modified and checkpoints.per_pass:
+                checkpoints.add(model, f"{step.label} ({step.place})")
 
-    if recipe.output is not None:
-        for note in save(model, recipe.output, recipe.save):
-            say(f"  note: {note}")
-        say(f"wrote {recipe.output}")
+        failure = checkpoints.verify(model, imported, say) if recipe.verify else None
+        if recipe.output is not None and (failure is None or keep_failed):
+            for note in save(model, recipe.output, recipe.save):
+                say(f"  note: {note}")
+            say(f"wrote {recipe.output}")
+        if failure is not None:
+            kept = (
+                f"; the output was kept at {recipe.output}" if keep_failed and recipe.output else ""
+            )
+            raise ParityError(failure + kept)
     return ApplyResult(model=model, output=recipe.output, steps=reports)
+
+
+class _Checkpoints:
+    """Copies of the model taken during a run, for the parity check."""
+
+    def __init__(self, recipe: Recipe, workdir: Path) -> None:
+        self.options = recipe.verify
+        self.real_inputs = recipe.verify_inputs
+        self.per_pass = bool(self.options and self.options.per_pass)
+        self.folder = workdir / "checkpoints"
+        self.saved: list[tuple[str, Path]] = []
+        self.source_io: tuple[list[str], list[str]] = ([], [])
+
+    def add(self, model: ir.Model, stage: str) -> None:
+        if self.options is None:
+            return
+        if not self.saved:
+            self.source_io = (
+                [v.name or "" for v in real_inputs(model.graph)],
+                [v.name or "" for v in model.graph.outputs],
+            )
+        path = self.folder / f"{len(self.saved)}" / "model.onnx"
+        save(model, path)
+        self.saved.append((stage, path))
+
+    def verify(self, final: ir.Model, imported: Imported, say: Echo) -> str | None:
+        """Compare the final model (and with per_pass, each checkpoint); describe any failure."""
+        options = self.options
+        assert options is not None
+        _, imported_path = self.saved[0]
+        if options.against == "source" and imported.reference is not None:
+            reference = imported.reference
+        else:
+            reference = OrtModel(imported_path).as_reference()
+        real = load_real_inputs(self.real_inputs) if self.real_inputs else None
+        verifier = Verifier(options, self.source_io, final, reference, real)
+        say(verifier.describe())
+
+        final_path = self.folder / "final" / "model.onnx"
+        save(final, final_path)
+        result = verifier.compare("the result", OrtModel(final_path))
+        for line in (o.describe(options.rtol, options.atol) for o in result.outputs):
+            say(f"  {line}")
+        if self.per_pass:
+            stages = (
+                self.saved
+                if imported.reference is not None and options.against == "source"
+                else self.saved[1:]
+            )
+            for stage, path in stages:
+                report = verifier.compare(stage, OrtModel(path))
+                bad = report.first_failure
+                if bad is not None:
+                    return f"parity broken by {stage}: {_failure(bad, options)}"
+        bad = result.first_failure
+        return None if bad is None else f"parity check failed: {_failure(bad, options)}"
+
+
+def _failure(output: OutputParity, options: VerifyOptions) -> str:
+    if output.problem:
+        return f"output {output.name!r}: {output.problem}"
+    return (
+        f"output {output.name!r} differs: max abs err {output.max_abs:.3g}, "
+        f"max rel err {output.max_rel:.3g} (rtol {options.rtol:g}, atol {options.atol:g})"
+    )
 
 
 def run_step(step: Step, model: ir.Model, before: Signature) -> tuple[ir.Model, StepReport]:

@@ -9,6 +9,7 @@ capped so an "alias bomb" is refused quickly.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import yaml
@@ -20,6 +21,8 @@ MAX_VALUES = 100_000
 
 Path_ = tuple[str | int, ...]
 
+_STR_TAG = "tag:yaml.org,2002:str"
+_EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+$")
 _STANDARD_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 
@@ -125,6 +128,9 @@ class _Builder:
         return self.scalar(node)
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
+        # YAML 1.1 reads a plain 1e-5 as text; people mean a number (as YAML 1.2 does).
+        if node.style is None and node.tag == _STR_TAG and _EXPONENT_FLOAT.match(node.value):
+            return float(node.value)
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError:

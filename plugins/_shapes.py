@@ -23,7 +23,7 @@ def forget_intermediate_shapes(model: ir.Model) -> None:
 
 
 def shape_snapshot(model: ir.Model) -> dict[ir.Value, tuple[object, object]]:
-    """The dtype and shape of every node output and graph input, to tell later whether any changed."""
+    """The dtype and shape of every graph input and node output, to tell whether any changed."""
     snapshot = {}
     for graph in model.graphs():
         for value in [*graph.inputs, *(v for node in graph for v in node.outputs)]:
@@ -49,11 +49,15 @@ def infer(model: ir.Model, *, data_prop: bool = True, strict: bool = True) -> No
 
     try:
         inferred = call_on_graph(model, run, rebuild=True)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as error:
+    except (
+        onnx.shape_inference.InferenceError,
+        onnx.checker.ValidationError,
+        RuntimeError,
+    ) as error:
         message = " ".join(str(error).split())
         raise PassError(f"shape inference failed: {message}") from None
     assert inferred is not None
-    for original, result in zip(model.graphs(), inferred.graphs()):
+    for original, result in zip(model.graphs(), inferred.graphs(), strict=True):
         found = _values_by_name(result)
         for value in _values_by_name(original).values():
             twin = found.get(value.name)
@@ -77,7 +81,7 @@ def _merged(declared: ir.Shape | None, inferred: ir.Shape) -> ir.Shape:
     if declared is None or len(declared) != len(inferred):
         return ir.Shape(list(inferred))
     dims = []
-    for old, new in zip(declared, inferred):
+    for old, new in zip(declared, inferred, strict=True):
         if isinstance(new, ir.SymbolicDim) and new.value is None:
             dims.append(old)
         else:

@@ -58,7 +58,9 @@ def _external_data_problem(model: ir.Model) -> str | None:
                     sizes[path] = os.path.getsize(path)
                 except OSError:
                     return f"tensor {value.name!r}: external data file {path} is missing"
-            end = (tensor.offset or 0) + (tensor.length if tensor.length is not None else tensor.nbytes)
+            end = (tensor.offset or 0) + (
+                tensor.length if tensor.length is not None else tensor.nbytes
+            )
             if end > sizes[path]:
                 return (
                     f"tensor {value.name!r}: needs bytes up to {end} of {path}, "

@@ -37,10 +37,10 @@ def fix_dims(model: ir.Model, params: FixDimsParams) -> PassResult:
     no stale value_info is left.
     """
     import onnx_ir as ir
-
-    from graphkit._inspect import real_inputs, symbolic_dims
     from graphkit_plugins._names import all_values, listing
     from graphkit_plugins._shapes import forget_intermediate_shapes, infer, shape_snapshot
+
+    from graphkit._inspect import real_inputs, symbolic_dims
 
     existing = symbolic_dims(model)
     inputs = {v.name: v for v in real_inputs(model.graph)}
@@ -53,8 +53,9 @@ def fix_dims(model: ir.Model, params: FixDimsParams) -> PassResult:
         if value is None:
             problems.append(f"no graph input named {name!r} (inputs: {listing(inputs)})")
         elif value.shape is not None and len(value.shape) != len(shape):
+            rank = len(value.shape)
             problems.append(
-                f"input {name!r} has rank {len(value.shape)}, but the new shape {shape} has rank {len(shape)}"
+                f"input {name!r} has rank {rank}, but the shape {shape} has {len(shape)}"
             )
     if problems:
         raise PassError("; ".join(problems))
@@ -64,7 +65,9 @@ def fix_dims(model: ir.Model, params: FixDimsParams) -> PassResult:
         if value.shape is not None and any(_named(d) in params.dims for d in value.shape):
             value.shape = ir.Shape([params.dims.get(_named(d), d) for d in value.shape])
     for name, shape in params.shapes.items():
-        inputs[name].shape = ir.Shape([ir.SymbolicDim(d) if isinstance(d, str) else d for d in shape])
+        inputs[name].shape = ir.Shape(
+            [ir.SymbolicDim(d) if isinstance(d, str) else d for d in shape]
+        )
 
     forget_intermediate_shapes(model)
     infer(model)

@@ -14,12 +14,17 @@ if TYPE_CHECKING:
 
 class InferShapesParams(Params):
     data_prop: bool = Field(
-        True, description="Propagate constant shape values (Shape -> Gather -> Reshape and the like)."
+        True,
+        description="Propagate constant shape values (Shape -> Gather -> Reshape and the like).",
     )
-    strict: bool = Field(True, description="Fail on any inference error instead of skipping the node.")
+    strict: bool = Field(
+        True, description="Fail on any inference error instead of skipping the node."
+    )
     discard_existing: bool = Field(
         False,
-        description="Forget the shapes recorded for intermediate values first, so stale ones cannot survive.",
+        description=(
+            "Forget the shapes recorded for intermediate values first, so no stale one survives."
+        ),
     )
 
 

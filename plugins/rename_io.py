@@ -31,7 +31,6 @@ def rename_io(model: ir.Model, params: RenameIOParams) -> PassResult:
     other side keeps its name.
     """
     import onnx_ir as ir
-
     from graphkit_plugins._names import listing, names_in_use
 
     graph = model.graph
@@ -59,17 +58,23 @@ def rename_io(model: ir.Model, params: RenameIOParams) -> PassResult:
             if params.inputs.get(name, name) != params.outputs.get(name, name):
                 splits[value] = params.outputs.get(name, name)
     wanted = {inputs[old]: new for old, new in params.inputs.items()}
-    wanted.update({outputs[old]: new for old, new in params.outputs.items() if outputs[old] not in splits})
+    wanted.update(
+        {outputs[old]: new for old, new in params.outputs.items() if outputs[old] not in splits}
+    )
 
     claimed: dict[str, str] = {}
     for value, new in [*wanted.items(), *splits.items()]:
         if claimed.setdefault(new, value.name) != value.name:
-            problems.append(f"{claimed[new]!r} and {value.name!r} cannot both be renamed to {new!r}")
+            problems.append(
+                f"{claimed[new]!r} and {value.name!r} cannot both be renamed to {new!r}"
+            )
     used = names_in_use(model)
     for value, new in [*wanted.items(), *splits.items()]:
         holder = used.get(new)
         if holder is not None and holder is not value and holder not in wanted:
-            problems.append(f"cannot rename {value.name!r} to {new!r}: a tensor of that name exists")
+            problems.append(
+                f"cannot rename {value.name!r} to {new!r}: a tensor of that name exists"
+            )
     if problems:
         raise PassError("; ".join(problems))
 
@@ -81,7 +86,9 @@ def rename_io(model: ir.Model, params: RenameIOParams) -> PassResult:
         split.dtype, split.shape = value.dtype, value.shape
         graph.outputs[graph.outputs.index(value)] = split
         wanted[split] = new
-        notes.append(f"{value.name!r} was both an input and an output: added an Identity to rename one")
+        notes.append(
+            f"{value.name!r} was both an input and an output: added an Identity to rename one"
+        )
 
     changes = {value: new for value, new in wanted.items() if value.name != new}
     # Two steps, through names nothing uses, so that swaps never collide.

@@ -44,7 +44,9 @@ def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
         return PassResult(model, modified=False)
     if current is None or not any(n.domain in ("", "ai.onnx") for g in model.graphs() for n in g):
         model.opset_imports[""] = target
-        return PassResult(model, modified=True, notes=["no default-domain ops; only the import changed"])
+        return PassResult(
+            model, modified=True, notes=["no default-domain ops; only the import changed"]
+        )
 
     def convert(proto: onnx.ModelProto) -> onnx.ModelProto:
         return onnx.version_converter.convert_version(proto, target)
@@ -59,7 +61,9 @@ def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
     )
     notes = []
     if converted.ir_version < needed:
-        notes.append(f"IR version raised from {converted.ir_version} to {needed} for opset {target}")
+        notes.append(
+            f"IR version raised from {converted.ir_version} to {needed} for opset {target}"
+        )
         converted.ir_version = needed
     return PassResult(converted, modified=True, notes=notes)
 

@@ -1,1 +1,1 @@
-"""The built-in recipes: each ``*.yaml`` file here is usable by name, as in ``graphkit apply NAME``."""
+"""The built-in recipes: each ``*.yaml`` file here is usable by name (``graphkit apply NAME``)."""

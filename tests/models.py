@@ -81,7 +81,9 @@ def with_if(opset: int = 13) -> onnx.ModelProto:
         [
             helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
             helper.make_node("Greater", ["total", "zero"], ["cond"]),
-            helper.make_node("If", ["cond"], ["y"], then_branch=then_branch, else_branch=else_branch),
+            helper.make_node(
+                "If", ["cond"], ["y"], then_branch=then_branch, else_branch=else_branch
+            ),
         ],
         "with_if",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
@@ -124,7 +126,9 @@ def write(model: onnx.ModelProto, path: Path) -> Path:
     return path
 
 
-def run(model: onnx.ModelProto | str | Path, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def run(
+    model: onnx.ModelProto | str | Path, feeds: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """Run a model with ONNX Runtime on the CPU; outputs by name."""
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
     session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])

@@ -1,0 +1,304 @@
+"""Parity checks: the converted model must give the source framework's numbers.
+
+The recipe's ``verify:`` block picks the reference (the source framework, or
+the ONNX model straight from the frontend), the inputs (random ones honouring
+each input's dtype, plus optional real ones) and the tolerances. Outputs are
+matched by position, so a renamed output is still compared with its source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import pydantic
+
+from graphkit._errors import ModelError, ParityError, RecipeError
+from graphkit._params import Params
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx_ir as ir
+
+#: Symbolic dims still left in the final model's inputs get this size.
+DEFAULT_DIM = 1
+
+
+class VerifyOptions(Params):
+    """The recipe's ``verify:`` block."""
+
+    against: Literal["source", "imported"] = pydantic.Field(
+        "source",
+        description=(
+            "The reference: 'source' runs the source framework (TensorFlow, torch; for an "
+            "ONNX source, the source model itself); 'imported' runs the ONNX model straight "
+            "from the frontend, before any pass."
+        ),
+    )
+    samples: int = pydantic.Field(
+        2,
+        ge=0,
+        description=(
+            "Random input sets: uint8 in 0..255, floats in [0, 1), other integers in 0..9, "
+            "random booleans."
+        ),
+    )
+    inputs: str | None = pydantic.Field(
+        None,
+        description=(
+            "An .npz file of real inputs (one set), keyed by the source model's input names; "
+            "relative to the recipe."
+        ),
+    )
+    rtol: float = pydantic.Field(1e-4, ge=0, description="Relative tolerance.")
+    atol: float = pydantic.Field(1e-5, ge=0, description="Absolute tolerance.")
+    per_pass: bool = pydantic.Field(
+        False,
+        description="Check after every pass and name the first pass that breaks parity.",
+    )
+    seed: int = pydantic.Field(0, description="Seed of the random inputs.")
+
+    @pydantic.model_validator(mode="after")
+    def _some_inputs(self) -> VerifyOptions:
+        if self.samples == 0 and self.inputs is None:
+            raise ValueError("with samples: 0, give real inputs in 'inputs'")
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputParity:
+    """How one output compares with its reference, over every input set."""
+
+    name: str
+    reference_name: str
+    max_abs: float
+    max_rel: float
+    ok: bool
+    problem: str | None = None  # a shape or dtype mismatch
+
+    def describe(self, rtol: float, atol: float) -> str:
+        if self.problem:
+            return f"{self.name}: {self.problem}"
+        verdict = "ok" if self.ok else f"FAIL (rtol {rtol:g}, atol {atol:g})"
+        errors = f"max abs err {self.max_abs:.3g}, max rel err {self.max_rel:.3g}"
+        return f"{self.name}: {errors}  {verdict}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ParityReport:
+    """The comparison of one model with the reference."""
+
+    stage: str
+    outputs: list[OutputParity]
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outputs)
+
+    @property
+    def first_failure(self) -> OutputParity | None:
+        return next((o for o in self.outputs if not o.ok), None)
+
+
+Reference = Callable[[Mapping[str, "np.ndarray"]], dict[str, "np.ndarray"]]
+
+
+class Verifier:
+    """Compares models with a fixed reference on fixed inputs.
+
+    Built once the final model is known, since the inputs take their shapes
+    from it (dims fixed by the recipe apply to the source too).
+    """
+
+    def __init__(
+        self,
+        options: VerifyOptions,
+        source_io: tuple[list[str], list[str]],
+        final: ir.Model,
+        reference: Reference,
+        real_inputs: Mapping[str, np.ndarray] | None,
+    ) -> None:
+        from graphkit._inspect import real_inputs as inputs_of
+
+        self.options = options
+        self.source_inputs, self.source_outputs = source_io
+        final_inputs = inputs_of(final.graph)
+        if len(final_inputs) != len(self.source_inputs):
+            raise ParityError(
+                f"cannot match inputs: the source has {len(self.source_inputs)}, "
+                f"the result {len(final_inputs)}"
+            )
+        if len(final.graph.outputs) != len(self.source_outputs):
+            raise ParityError(
+                f"cannot match outputs: the source has {len(self.source_outputs)}, "
+                f"the result {len(final.graph.outputs)}"
+            )
+        self.input_sets = _input_sets(options, final_inputs, self.source_inputs, real_inputs)
+        self.expected = [_as_arrays(reference(feeds)) for feeds in self.input_sets]
+        for outputs in self.expected:
+            missing = [n for n in self.source_outputs if n not in outputs]
+            if missing:
+                raise ParityError(
+                    f"the reference gave no output named {', '.join(map(repr, missing))}"
+                )
+
+    def describe(self) -> str:
+        o = self.options
+        count = len(self.input_sets)
+        return (
+            f"verify against {o.against}: {count} input set{'s' if count != 1 else ''}, "
+            f"rtol {o.rtol:g}, atol {o.atol:g}"
+        )
+
+    def compare(self, stage: str, model: OrtModel) -> ParityReport:
+        """Run ``model`` on every input set and compare each output with the reference."""
+        import numpy as np
+
+        results = model.run_sets(self.input_sets)
+        outputs = []
+        pairs = zip(model.output_names, self.source_outputs, strict=True)
+        for index, (name, source_name) in enumerate(pairs):
+            max_abs = max_rel = 0.0
+            ok, problem = True, None
+            for expected, got_all in zip(self.expected, results, strict=True):
+                want, got = expected[source_name], got_all[index]
+                if want.shape != got.shape:
+                    ok, problem = (
+                        False,
+                        f"shape {list(got.shape)}, but the reference has {list(want.shape)}",
+                    )
+                    break
+                abs_err, rel_err, close = _errors(np.asarray(want), np.asarray(got), self.options)
+                max_abs, max_rel = max(max_abs, abs_err), max(max_rel, rel_err)
+                ok = ok and close
+            outputs.append(OutputParity(name, source_name, max_abs, max_rel, ok, problem))
+        return ParityReport(stage=stage, outputs=outputs)
+
+
+def _errors(want: np.ndarray, got: np.ndarray, options: VerifyOptions) -> tuple[float, float, bool]:
+    import numpy as np
+
+    if want.size == 0:
+        return 0.0, 0.0, True
+    if want.dtype.kind in "biu" and got.dtype.kind in "biu":
+        diff = np.abs(want.astype(np.int64) - got.astype(np.int64)).astype(np.float64)
+    else:
+        diff = np.abs(want.astype(np.float64) - got.astype(np.float64))
+    scale = np.abs(want.astype(np.float64))
+    both_nan = np.isnan(diff) & np.isnan(want.astype(np.float64)) & np.isnan(got.astype(np.float64))
+    diff = np.where(both_nan, 0.0, diff)
+    close = bool(np.all(diff <= options.atol + options.rtol * scale))
+    abs_err = float(np.nanmax(diff)) if not np.all(np.isnan(diff)) else float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(scale > 0, diff / scale, np.where(diff > 0, np.inf, 0.0))
+    rel_err = float(np.nanmax(rel)) if not np.all(np.isnan(rel)) else float("nan")
+    if np.isnan(abs_err):
+        close = False
+    return abs_err, rel_err, close
+
+
+def _as_arrays(outputs: Mapping[str, object]) -> dict[str, np.ndarray]:
+    import numpy as np
+
+    return {name: np.asarray(value) for name, value in outputs.items()}
+
+
+def _input_sets(
+    options: VerifyOptions,
+    final_inputs: Sequence[ir.Value],
+    source_names: Sequence[str],
+    real: Mapping[str, np.ndarray] | None,
+) -> list[dict[str, np.ndarray]]:
+    import numpy as np
+
+    specs = []
+    for value, source_name in zip(final_inputs, source_names, strict=True):
+        if value.dtype is None:
+            raise ParityError(f"input {value.name!r} has no known dtype; cannot make inputs for it")
+        shape = (
+            []
+            if value.shape is None
+            else [d if isinstance(d, int) else DEFAULT_DIM for d in value.shape]
+        )
+        if value.shape is None:
+            raise ParityError(
+                f"input {value.name!r} has no known shape; fix it with fix_dims first"
+            )
+        specs.append((source_name, value.dtype.numpy(), tuple(shape)))
+
+    sets = []
+    if real is not None:
+        expected = {name for name, _, _ in specs}
+        if set(real) != expected:
+            raise ParityError(
+                f"real inputs are keyed {sorted(real)}, "
+                f"but the source model's inputs are {sorted(expected)}"
+            )
+        sets.append({name: np.asarray(real[name]) for name, _, _ in specs})
+    rng = np.random.default_rng(options.seed)
+    for _ in range(options.samples):
+        sets.append({name: _random(rng, dtype, shape) for name, dtype, shape in specs})
+    return sets
+
+
+def _random(rng: np.random.Generator, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    import numpy as np
+
+    dtype = np.dtype(dtype)
+    if dtype == np.uint8:
+        return rng.integers(0, 256, size=shape, dtype=np.uint8)
+    if dtype.kind == "f":
+        return rng.random(size=shape).astype(dtype)
+    if dtype.kind in "iu":
+        return rng.integers(0, 10, size=shape).astype(dtype)
+    if dtype.kind == "b":
+        return rng.integers(0, 2, size=shape).astype(bool)
+    raise ParityError(f"cannot make random inputs of dtype {dtype}")
+
+
+def load_real_inputs(path: Path) -> dict[str, np.ndarray]:
+    """Read an .npz of real inputs; pickled objects are refused."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: verify.inputs: no such file") from None
+    except (ValueError, OSError) as error:
+        raise ModelError(
+            f"{path}: verify.inputs: not a readable .npz of arrays ({error})"
+        ) from None
+
+
+class OrtModel:
+    """An ONNX file loaded into ONNX Runtime, fed by position or by name."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as error:
+            detail = " ".join(str(error).split())
+            raise ParityError(f"ONNX Runtime cannot load the model: {detail}") from error
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Run once; ``feeds`` are matched to the model's inputs by position."""
+        by_position = dict(zip(self.input_names, feeds.values(), strict=True))
+        try:
+            return self.session.run(None, by_position)
+        except Exception as error:
+            detail = " ".join(str(error).split())
+            raise ParityError(f"ONNX Runtime failed to run the model: {detail}") from error
+
+    def run_sets(self, input_sets: list[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
+        return [self.run(feeds) for feeds in input_sets]
+
+    def as_reference(self) -> Reference:
+        """This model as a reference: outputs keyed by its output names."""
+        return lambda feeds: dict(zip(self.output_names, self.run(feeds), strict=True))

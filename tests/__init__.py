@@ -1,0 +1,1 @@
+"""graphkit test suite; shared builders live in tests/models.py."""

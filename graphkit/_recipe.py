@@ -78,19 +78,23 @@ class Recipe:
 
 
 class _Problems:
-    """Collects ``FILE:LINE:COL: path: message`` lines."""
+    """Collects ``FILE:LINE:COL: path: message`` lines, in the order of the file."""
 
     def __init__(self, file: str, located: Located | None) -> None:
         self.file = file
         self.located = located
-        self.lines: list[str] = []
+        self._found: list[tuple[tuple[int, int], str]] = []
 
     def add(self, path: tuple[str | int, ...], message: str, *, key: bool = False) -> None:
-        place = self.file
+        place, position = self.file, (0, 0)
         if self.located is not None:
-            line, col = self.located.where(path, key=key)
-            place = f"{self.file}:{line}:{col}"
-        self.lines.append(f"{place}: {format_loc(path) or '(recipe)'}: {message}")
+            position = self.located.where(path, key=key)
+            place = f"{self.file}:{position[0]}:{position[1]}"
+        self._found.append((position, f"{place}: {format_loc(path) or '(recipe)'}: {message}"))
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for _, line in sorted(self._found, key=lambda found: found[0])]
 
     def place(self, path: tuple[str | int, ...]) -> str:
         if self.located is None:
@@ -166,7 +170,7 @@ def load_recipe(
     for index, name in enumerate(schema.plugins):
         plugin_path = folder / name
         if not plugin_path.is_file():
-            problems.add(("plugins", index), f"plugin file not found: {plugin_path}")
+            problems.add(("plugins", index), f"plugin file not found: {name} (next to the recipe)")
         files.append(plugin_path)
     files.extend(Path(f) for f in plugin_files)
     if problems.lines:
@@ -289,6 +293,8 @@ def _source(
         allowed = ["path", "format", *frontend.params.model_fields]
         unknown = f"unknown key for format {frontend.name!r}"
         for loc, message in validation_problems(error, unknown=unknown, known=allowed):
+            if message.startswith("unknown"):
+                message += f" (keys: {', '.join(allowed)})"
             problems.add((*here, *loc), message, key=message.startswith("unknown"))
         return None
     return Source(path=path, frontend=frontend, options=options)

@@ -58,10 +58,7 @@ def load_yaml(text: str, filename: str) -> Located:
         try:
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as error:
-            mark = error.problem_mark or error.context_mark
-            where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
-            problem = error.problem or error.context or "invalid YAML"
-            raise RecipeError(f"{where}: YAML syntax error: {problem}") from None
+            raise RecipeError(_syntax_error(error, filename)) from None
         except yaml.YAMLError as error:
             raise RecipeError(f"{filename}: YAML syntax error: {error}") from None
         except RecursionError:
@@ -134,13 +131,34 @@ class _Builder:
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError:
-            raise self.fail(node, f"unsupported YAML tag {node.tag!r}; refused") from None
+            raise self.fail(node, f"unsupported YAML tag {_short(node.tag)}; refused") from None
         except (ValueError, TypeError) as error:
             raise self.fail(node, f"invalid value: {error}") from None
 
     def check_tag(self, node: yaml.Node) -> None:
         if node.tag not in _STANDARD_COLLECTION_TAGS:
-            raise self.fail(node, f"unsupported YAML tag {node.tag!r}; refused")
+            raise self.fail(node, f"unsupported YAML tag {_short(node.tag)}; refused")
+
+
+def _syntax_error(error: yaml.MarkedYAMLError, filename: str) -> str:
+    mark = error.problem_mark or error.context_mark
+    where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
+    message = f"{where}: YAML syntax error: {error.problem or error.context or 'invalid YAML'}"
+    start = error.context_mark
+    if error.problem and error.context and start is not None and start is not mark:
+        # "while parsing a flow mapping" and where it began: often the real culprit.
+        message += (
+            f" ({error.context} that began at line {start.line + 1}, column {start.column + 1})"
+        )
+    return message
+
+
+def _short(tag: str) -> str:
+    return (
+        "!!" + tag.removeprefix("tag:yaml.org,2002:")
+        if tag.startswith("tag:yaml.org,2002:")
+        else tag
+    )
 
 
 def _place(node: yaml.Node) -> tuple[int, int]:

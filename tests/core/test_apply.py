@@ -67,7 +67,9 @@ def test_cli_applies_the_readme_recipe(project: Path, in_other_dir: Path, capsys
 
 def test_library_does_the_same(project: Path, in_other_dir: Path) -> None:
     model = graphkit.load(project / "model.onnx")
-    model = graphkit.passes.rename_io(model, inputs={"input_1": "input"}, outputs={"conv2d_6": "output"})
+    model = graphkit.passes.rename_io(
+        model, inputs={"input_1": "input"}, outputs={"conv2d_6": "output"}
+    )
     model = graphkit.passes.fix_dims(model, dims={"unk__127": 1, "unk__128": 1})
     model = graphkit.passes.simplify(model)
     model = graphkit.passes.set_opset(model, version=17)
@@ -78,7 +80,12 @@ def test_library_does_the_same(project: Path, in_other_dir: Path) -> None:
 def test_library_applies_a_recipe_file(project: Path, in_other_dir: Path) -> None:
     result = graphkit.apply(project / "recipe.yaml")
     assert result.output == project / "build" / "model.onnx"
-    assert [s.step.pass_.name for s in result.steps] == ["rename_io", "fix_dims", "simplify", "set_opset"]
+    assert [s.step.pass_.name for s in result.steps] == [
+        "rename_io",
+        "fix_dims",
+        "simplify",
+        "set_opset",
+    ]
     assert_converted(result.output, project / "model.onnx")
 
 
@@ -129,8 +136,15 @@ def test_a_failing_recipe_leaves_an_existing_output_as_it_was(project: Path) -> 
 def test_source_and_output_overrides(project: Path, tmp_path: Path) -> None:
     other = write(tf2onnx_like(size=4), tmp_path / "other" / "m.onnx")
     out = tmp_path / "out.onnx"
-    assert main(["apply", str(project / "recipe.yaml"), "--source", str(other), "-o", str(out)]) == 0
-    assert [d.dim_value for d in onnx.load(out).graph.input[0].type.tensor_type.shape.dim] == [1, 4, 4, 3]
+    assert (
+        main(["apply", str(project / "recipe.yaml"), "--source", str(other), "-o", str(out)]) == 0
+    )
+    assert [d.dim_value for d in onnx.load(out).graph.input[0].type.tensor_type.shape.dim] == [
+        1,
+        4,
+        4,
+        3,
+    ]
     assert not (project / "build").exists()
 
 

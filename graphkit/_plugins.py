@@ -32,6 +32,7 @@ DISABLE_AUTOLOAD_ENV = "GRAPHKIT_DISABLE_PLUGIN_AUTOLOAD"
 #: The plugins graphkit ships, registered before any other.
 BUILTIN_PLUGINS = (
     "graphkit_plugins.onnx_source",
+    "graphkit_plugins.savedmodel",
     "graphkit_plugins.rename_io",
     "graphkit_plugins.fix_dims",
     "graphkit_plugins.simplify",
@@ -68,7 +69,7 @@ class Plugins:
         self._collect("frontend", manager.hook.graphkit_frontends, Frontend, self.frontends)
 
     def _collect(self, what: str, hook: Any, kind: type, into: dict[str, Any]) -> None:
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # in registration order
             try:
                 items = impl.function()
             except Exception as error:

@@ -178,25 +178,26 @@ class Verifier:
 
 
 def _errors(want: np.ndarray, got: np.ndarray, options: VerifyOptions) -> tuple[float, float, bool]:
+    """Max absolute and relative error, and whether every element is within tolerance.
+
+    As in ``numpy.allclose(got, want, rtol, atol, equal_nan=True)``: an element
+    passes when ``|got - want| <= atol + rtol * |want|``; NaN in both places
+    is equal, NaN in one is infinitely wrong.
+    """
     import numpy as np
 
     if want.size == 0:
         return 0.0, 0.0, True
-    if want.dtype.kind in "biu" and got.dtype.kind in "biu":
-        diff = np.abs(want.astype(np.int64) - got.astype(np.int64)).astype(np.float64)
-    else:
-        diff = np.abs(want.astype(np.float64) - got.astype(np.float64))
-    scale = np.abs(want.astype(np.float64))
-    both_nan = np.isnan(diff) & np.isnan(want.astype(np.float64)) & np.isnan(got.astype(np.float64))
-    diff = np.where(both_nan, 0.0, diff)
+    want64, got64 = want.astype(np.float64), got.astype(np.float64)
+    nan_want, nan_got = np.isnan(want64), np.isnan(got64)
+    with np.errstate(invalid="ignore"):
+        diff = np.abs(want64 - got64)
+    diff = np.where(nan_want & nan_got, 0.0, np.where(nan_want | nan_got, np.inf, diff))
+    scale = np.where(nan_want, 0.0, np.abs(want64))
     close = bool(np.all(diff <= options.atol + options.rtol * scale))
-    abs_err = float(np.nanmax(diff)) if not np.all(np.isnan(diff)) else float("nan")
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(scale > 0, diff / scale, np.where(diff > 0, np.inf, 0.0))
-    rel_err = float(np.nanmax(rel)) if not np.all(np.isnan(rel)) else float("nan")
-    if np.isnan(abs_err):
-        close = False
-    return abs_err, rel_err, close
+    return float(diff.max()), float(rel.max()), close
 
 
 def _as_arrays(outputs: Mapping[str, object]) -> dict[str, np.ndarray]:

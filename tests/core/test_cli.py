@@ -80,9 +80,9 @@ def test_validate_reports_a_valid_recipe(tmp_path: Path, capsys) -> None:
         "version: 1\nsource: {path: m.onnx}\npasses: [cleanup, check]\noutput: o.onnx\n"
     )
     assert main(["validate", str(recipe)]) == 0
-    assert capsys.readouterr().out == (
-        f"{recipe}: valid: 2 passes, source {tmp_path / 'm.onnx'} (onnx), output {tmp_path / 'o.onnx'}\n"
-    )
+    source, output = tmp_path / "m.onnx", tmp_path / "o.onnx"
+    expected = f"{recipe}: valid: 2 passes, source {source} (onnx), output {output}\n"
+    assert capsys.readouterr().out == expected
 
 
 def test_an_unknown_recipe_name(capsys) -> None:

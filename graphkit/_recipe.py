@@ -274,14 +274,14 @@ def _source(
     if format_name is None:
         detected = [f for f in plugins.frontends.values() if f.detect(path)]
         if not detected:
-            known = ", ".join(plugins.frontends)
+            known = ", ".join(sorted(plugins.frontends))
             problems.add(here, f"cannot tell the format of {path}; set source.format ({known})")
             return None
         frontend = detected[0]
     else:
         frontend = plugins.frontends.get(format_name)
         if frontend is None:
-            known = ", ".join(plugins.frontends)
+            known = ", ".join(sorted(plugins.frontends))
             hint = did_you_mean(format_name, plugins.frontends)
             problems.add(
                 (*here, "format"), f"unknown format {format_name!r}{hint} (known: {known})"

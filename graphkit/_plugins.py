@@ -32,6 +32,7 @@ DISABLE_AUTOLOAD_ENV = "GRAPHKIT_DISABLE_PLUGIN_AUTOLOAD"
 #: The plugins graphkit ships, registered before any other.
 BUILTIN_PLUGINS = (
     "graphkit_plugins.onnx_source",
+    "graphkit_plugins.torch_source",
     "graphkit_plugins.savedmodel",
     "graphkit_plugins.rename_io",
     "graphkit_plugins.fix_dims",

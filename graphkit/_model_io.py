@@ -252,7 +252,11 @@ def to_proto(model: ir.Model) -> onnx.ModelProto:
 
 
 def from_proto(proto: onnx.ModelProto) -> ir.Model:
-    """Wrap a ModelProto in the in-memory representation, sharing its tensor bytes."""
+    """Wrap a ModelProto in the in-memory representation.
+
+    The model shares tensors with ``proto`` (renaming a weight renames it in
+    ``proto`` too), so hand over a proto that nothing else uses.
+    """
     return ir.serde.deserialize_model(proto)
 
 

@@ -138,3 +138,10 @@ def run(
 
 def random_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random(shape, dtype=np.float32)
+
+
+def as_ir(proto: onnx.ModelProto):
+    """``proto`` in graphkit's in-memory form; a copy, since that form shares tensors with it."""
+    from graphkit._model_io import from_proto
+
+    return from_proto(onnx.ModelProto.FromString(proto.SerializeToString()))

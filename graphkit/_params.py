@@ -83,7 +83,7 @@ def validation_problems(
         elif item["type"] == "missing":
             message = "required, but missing"
         else:
-            message = item["msg"]
+            message = item["msg"].removeprefix("Value error, ")
         problems.append((loc, message))
     return problems
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import Field
+from pydantic import Field, PlainValidator
 
 from graphkit import Params, Pass, PassError, PassResult, graph_pass, hookimpl
 
@@ -14,12 +14,23 @@ if TYPE_CHECKING:
 Size = Annotated[int, Field(ge=1)]
 
 
+def _size_or_name(value: object) -> int | str:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"a size is a whole number or a dim name, not {value!r}")
+    if isinstance(value, int) and value < 1:
+        raise ValueError("a size must be at least 1")
+    return value
+
+
+SizeOrName = Annotated[int | str, PlainValidator(_size_or_name)]
+
+
 class FixDimsParams(Params):
     dims: dict[str, Size] = Field(
         default_factory=dict,
         description="Symbolic dimensions to fix, as {dim name: size}; every occurrence changes.",
     )
-    shapes: dict[str, list[Size | str]] = Field(
+    shapes: dict[str, list[SizeOrName]] = Field(
         default_factory=dict,
         description=(
             "Whole input shapes, as {input name: [sizes]}; a text entry names a symbolic dim."

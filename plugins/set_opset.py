@@ -15,6 +15,17 @@ if TYPE_CHECKING:
 
 _NO_ADAPTER = re.compile(r"No Adapter (To|From) Version \$(\d+) for (\w+)")
 
+# Before opset 13 these ops normalise over every axis from ``axis`` on (the
+# input flattened to 2-D); from 13 on, over ``axis`` alone. onnx's converter
+# adapts Softmax and LogSoftmax upwards but not downwards, and Hardmax in
+# neither direction, so crossing 13 would silently change what the node
+# computes unless ``axis`` is the last axis, where both meanings agree.
+_AXIS_MEANING_CHANGED_IN_13 = {
+    "Softmax": "down",
+    "LogSoftmax": "down",
+    "Hardmax": "both",
+}
+
 
 class SetOpsetParams(Params):
     version: int = Field(ge=1, description="The opset version of the default domain to convert to.")
@@ -48,6 +59,15 @@ def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
             model, modified=True, notes=["no default-domain ops; only the import changed"]
         )
 
+    hazards = _meaning_hazards(model, current, target)
+    if hazards:
+        raise PassError(
+            f"converting opset {current} to {target} would change what {hazards[0]} computes: "
+            "before opset 13 it normalises over all axes from 'axis' on, from 13 over 'axis' "
+            "alone, and onnx's converter does not adapt it; only a last-axis node converts safely"
+            + (f" ({len(hazards) - 1} more such nodes)" if len(hazards) > 1 else "")
+        )
+
     def convert(proto: onnx.ModelProto) -> onnx.ModelProto:
         return onnx.version_converter.convert_version(proto, target)
 
@@ -57,7 +77,8 @@ def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
         raise PassError(_explain(str(error), current, target)) from None
     assert converted is not None
     needed = onnx.helper.find_min_ir_version_for(
-        [onnx.helper.make_opsetid(d, v) for d, v in converted.opset_imports.items()]
+        [onnx.helper.make_opsetid(d, v) for d, v in converted.opset_imports.items()],
+        ignore_unknown=True,
     )
     notes = []
     if converted.ir_version < needed:
@@ -66,6 +87,26 @@ def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
         )
         converted.ir_version = needed
     return PassResult(converted, modified=True, notes=notes)
+
+
+def _meaning_hazards(model: ir.Model, current: int, target: int) -> list[str]:
+    """Nodes whose meaning the converter would change between ``current`` and ``target``."""
+    if min(current, target) >= 13 or max(current, target) < 13:
+        return []
+    direction = "down" if target < current else "up"
+    hazards = []
+    for graph in model.graphs():
+        for node in graph:
+            risky = _AXIS_MEANING_CHANGED_IN_13.get(node.op_type)
+            if node.domain not in ("", "ai.onnx") or risky not in (direction, "both"):
+                continue
+            attribute = node.attributes.get("axis")
+            axis = attribute.as_int() if attribute is not None else (1 if current < 13 else -1)
+            shape = node.inputs[0].shape if node.inputs and node.inputs[0] is not None else None
+            if axis == -1 or (shape is not None and axis == len(shape) - 1):
+                continue
+            hazards.append(f"{node.op_type} node {node.name or '(unnamed)'!r} (axis {axis})")
+    return hazards
 
 
 def _explain(message: str, current: int, target: int) -> str:

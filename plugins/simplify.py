@@ -23,9 +23,12 @@ class SimplifyParams(Params):
     skipped_optimizers: list[str] = Field(
         default_factory=list, description="Names of onnx-optimizer passes not to run."
     )
-    constant_folding: bool = Field(True, description="Fold subgraphs that depend only on constants.")
+    constant_folding: bool = Field(
+        True, description="Fold subgraphs that depend only on constants."
+    )
     shape_inference: bool = Field(
-        True, description="Run shape inference between rounds (turn off if it crashes on the model)."
+        True,
+        description="Run shape inference between rounds (turn off if it crashes on the model).",
     )
     include_subgraph: bool = Field(
         False, description="Simplify If/Loop/Scan bodies too, not just the main graph."
@@ -74,7 +77,9 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
                 mutable_initializer=not params.fold_weight_inputs,
             )
     except Exception as error:
-        raise PassError(f"onnxsim failed: {type(error).__name__}: {' '.join(str(error).split())}") from error
+        raise PassError(
+            f"onnxsim failed: {type(error).__name__}: {' '.join(str(error).split())}"
+        ) from error
     if not ok:
         raise PassError("onnxsim's own check found outputs that differ from the original model")
     result = from_proto(simplified)
@@ -92,8 +97,10 @@ Interface = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
 
 
 def _interface(model: ir.Model, drop: set[str]) -> Interface:
+    from graphkit._inspect import dtype_name
+
     def entry(value: ir.Value) -> tuple[str, str]:
-        return (value.name or "", value.dtype.name if value.dtype is not None else "?")
+        return (value.name or "", dtype_name(value.dtype))
 
     return (
         tuple(entry(v) for v in model.graph.inputs if v.name not in drop),
@@ -110,7 +117,7 @@ def _difference(expected: Interface, got: Interface) -> str:
 
 
 def _names(entries: tuple[tuple[str, str], ...]) -> str:
-    return "[" + ", ".join(f"{name} {dtype.lower()}" for name, dtype in entries) + "]"
+    return "[" + ", ".join(f"{name} {dtype}" for name, dtype in entries) + "]"
 
 
 @hookimpl

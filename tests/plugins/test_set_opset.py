@@ -1,0 +1,145 @@
+"""set_opset: up and down through onnx's version converter, and clear refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx.version_converter
+import pytest
+
+import graphkit
+from graphkit import PassError
+from graphkit._model_io import to_proto
+from tests.models import as_ir, from_text, random_input, run, tf2onnx_like
+
+set_opset = graphkit.passes.set_opset
+
+
+def opset_of(proto: onnx.ModelProto) -> int:
+    return {o.domain: o.version for o in proto.opset_import}[""]
+
+
+def test_upgrade_keeps_the_numbers_and_raises_the_ir_version() -> None:
+    source = tf2onnx_like(size=4)
+    result = set_opset.run(as_ir(source), set_opset.validate({"version": 17}))
+    assert result.modified
+    assert result.notes == ["IR version raised from 7 to 8 for opset 17"]
+    proto = to_proto(result.model)
+    onnx.checker.check_model(proto, full_check=True)
+    assert (opset_of(proto), proto.ir_version) == (17, 8)
+    x = random_input((2, 4, 4, 3))
+    np.testing.assert_array_equal(
+        run(proto, {"input_1": x})["conv2d_6"], run(source, {"input_1": x})["conv2d_6"]
+    )
+
+
+def test_large_weights_survive_the_conversion() -> None:
+    """Weights are held back while the converter runs, then put back."""
+    weight = np.random.default_rng(0).random((64, 64), dtype=np.float32)
+    source = onnx.helper.make_model(
+        onnx.helper.make_graph(
+            [onnx.helper.make_node("MatMul", ["x", "w"], ["y"])],
+            "mm",
+            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+            [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])],
+            [onnx.numpy_helper.from_array(weight, "w")],
+        ),
+        opset_imports=[onnx.helper.make_opsetid("", 11)],
+        ir_version=7,
+    )
+    proto = to_proto(set_opset(as_ir(source), version=18))
+    assert [t.name for t in proto.graph.initializer] == ["w"]
+    assert [i.name for i in proto.graph.input] == ["x"]
+    np.testing.assert_array_equal(onnx.numpy_helper.to_array(proto.graph.initializer[0]), weight)
+    x = random_input((1, 64))
+    np.testing.assert_array_equal(run(proto, {"x": x})["y"], run(source, {"x": x})["y"])
+
+
+def softmax(op: str, opset: int, axis: int) -> onnx.ModelProto:
+    return from_text(
+        f"""<ir_version: 8, opset_import: ["" : {opset}]>
+        g (float[2, 3, 4] x) => (float[2, 3, 4] y) {{ y = {op}<axis = {axis}>(x) }}"""
+    )
+
+
+@pytest.mark.parametrize("axis", [2, -1])
+def test_downgrade_of_a_last_axis_softmax_keeps_the_numbers(axis: int) -> None:
+    source = softmax("Softmax", 17, axis)
+    proto = to_proto(set_opset(as_ir(source), version=11))
+    assert opset_of(proto) == 11
+    x = random_input((2, 3, 4))
+    np.testing.assert_allclose(run(proto, {"x": x})["y"], run(source, {"x": x})["y"], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("op", "current", "target"),
+    [("Softmax", 17, 11), ("LogSoftmax", 13, 12), ("Hardmax", 11, 13)],
+)
+def test_a_conversion_that_would_change_the_meaning_is_refused(
+    op: str, current: int, target: int
+) -> None:
+    """onnx's converter keeps 'axis' as is across opset 13, where its meaning changed."""
+    source = softmax(op, current, axis=1)
+    if op != "Hardmax":  # show the hazard graphkit guards against
+        converted = onnx.version_converter.convert_version(source, target)
+        x = random_input((2, 3, 4))
+        assert not np.allclose(run(converted, {"x": x})["y"], run(source, {"x": x})["y"])
+    with pytest.raises(PassError) as caught:
+        set_opset(as_ir(source), version=target)
+    assert str(caught.value).startswith(
+        f"converting opset {current} to {target} would change what {op} node"
+    )
+
+
+def test_an_upgrade_the_converter_adapts_is_allowed() -> None:
+    source = softmax("Softmax", 11, axis=1)
+    proto = to_proto(set_opset(as_ir(source), version=13))
+    x = random_input((2, 3, 4))
+    np.testing.assert_allclose(run(proto, {"x": x})["y"], run(source, {"x": x})["y"], rtol=1e-6)
+
+
+def test_the_same_version_changes_nothing() -> None:
+    result = set_opset.run(as_ir(tf2onnx_like()), set_opset.validate({"version": 13}))
+    assert result.modified is False
+
+
+def test_ops_of_other_domains_are_left_alone() -> None:
+    source = onnx.parser.parse_model(
+        """<ir_version: 8, opset_import: ["" : 13, "com.example" : 1]>
+        g (float[2] x) => (float[2] y) { t = Relu(x)  y = com.example.Custom(t) }"""
+    )
+    proto = to_proto(set_opset(as_ir(source), version=17))
+    assert {o.domain: o.version for o in proto.opset_import} == {"": 17, "com.example": 1}
+    assert [(n.domain, n.op_type) for n in proto.graph.node] == [
+        ("", "Relu"),
+        ("com.example", "Custom"),
+    ]
+
+
+def test_a_version_no_converter_knows() -> None:
+    """onnx#4178: a target above the newest opset crashed the process."""
+    with pytest.raises(PassError) as caught:
+        set_opset(as_ir(tf2onnx_like()), version=99)
+    newest = onnx.defs.onnx_opset_version()
+    assert str(caught.value) == (
+        f"opset 99 is unknown: the newest the installed onnx {onnx.__version__} knows is {newest}"
+    )
+
+
+def test_an_op_without_an_adapter_is_named() -> None:
+    """onnx#5988: Identity has no adapter from opset 16 down to 15."""
+    source = from_text(
+        """<ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] x) => (float[2] y) { y = Identity(x) }"""
+    )
+    with pytest.raises(PassError) as caught:
+        set_opset(as_ir(source), version=15)
+    assert str(caught.value) == (
+        "cannot convert opset 17 to 15: onnx's version converter has no adapter for "
+        "Identity from opset 16"
+    )
+
+
+def test_version_must_be_positive() -> None:
+    with pytest.raises(PassError, match="version: Input should be greater than or equal to 1"):
+        set_opset(as_ir(tf2onnx_like()), version=0)

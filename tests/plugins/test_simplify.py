@@ -1,0 +1,102 @@
+"""simplify: onnxsim's folding, with the model's interface guarded."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+import graphkit
+from graphkit import PassError
+from graphkit._model_io import to_proto
+from tests.models import as_ir, from_text, ir3_weights_as_inputs, random_input, run, with_if
+
+simplify = graphkit.passes.simplify
+
+FOLDABLE = """<ir_version: 8, opset_import: ["" : 17]>
+    g (float[1, 4] x) => (float[1, 4] y, float[1, 4] z)
+    <float[4] a = {1.0, 2.0, 3.0, 4.0}, float[4] b = {0.5, 0.5, 0.5, 0.5}> {
+        c = Add(a, b)
+        d = Mul(c, a)
+        e = Identity(x)
+        y = Add(e, d)
+        z = Relu(y)
+    }"""
+
+
+def test_folds_constants_and_keeps_the_interface() -> None:
+    source = from_text(FOLDABLE)
+    result = simplify.run(as_ir(source), simplify.validate({}))
+    assert result.modified
+    proto = to_proto(result.model)
+    assert [n.op_type for n in proto.graph.node] == ["Add", "Relu"]
+    assert [i.name for i in proto.graph.input] == ["x"]
+    assert [o.name for o in proto.graph.output] == ["y", "z"]
+    x = random_input((1, 4))
+    for name, value in run(source, {"x": x}).items():
+        np.testing.assert_allclose(run(proto, {"x": x})[name], value, rtol=1e-6)
+
+
+def test_options_reach_onnxsim() -> None:
+    result = simplify.run(
+        as_ir(from_text(FOLDABLE)), simplify.validate({"constant_folding": False})
+    )
+    ops = [n.op_type for n in to_proto(result.model).graph.node]
+    assert "Mul" in ops, "with folding off the constant Mul stays"
+
+
+def test_weights_listed_as_inputs_stay_inputs_by_default() -> None:
+    """onnxsim turned such weights into constants without saying so."""
+    source = ir3_weights_as_inputs()
+    proto = to_proto(simplify(as_ir(source)))
+    assert [i.name for i in proto.graph.input] == ["data", "W", "B"]
+    x = random_input((2, 3))
+    np.testing.assert_allclose(run(proto, {"data": x})["prob"], run(source, {"data": x})["prob"])
+
+
+def test_folding_weight_inputs_is_said_out_loud() -> None:
+    source = ir3_weights_as_inputs()
+    result = simplify.run(as_ir(source), simplify.validate({"fold_weight_inputs": True}))
+    assert result.notes == ["2 weights listed as inputs became constants"]
+    assert [v.name for v in result.model.graph.inputs] == ["data"]
+
+
+def test_subgraphs_survive() -> None:
+    source = with_if()
+    proto = to_proto(simplify(as_ir(source)))
+    x = -np.ones((2, 2), np.float32)
+    np.testing.assert_array_equal(run(proto, {"x": x})["y"], run(source, {"x": x})["y"])
+
+
+def test_an_interface_change_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """onnxsim#227 and #79: outputs dropped or renamed."""
+    import onnxsim
+
+    def renaming(model: onnx.ModelProto, **options):
+        model.graph.output[1].name = "renamed"
+        model.graph.node[-1].output[0] = "renamed"
+        return model, True
+
+    monkeypatch.setattr(onnxsim, "simplify", renaming)
+    with pytest.raises(PassError) as caught:
+        simplify(as_ir(from_text(FOLDABLE)))
+    assert str(caught.value) == (
+        "onnxsim changed the model's interface: "
+        "outputs [y float32, z float32] became [y float32, renamed float32]"
+    )
+
+    def dropping(model: onnx.ModelProto, **options):
+        del model.graph.output[1]
+        return model, True
+
+    monkeypatch.setattr(onnxsim, "simplify", dropping)
+    with pytest.raises(PassError, match=r"outputs \[y float32, z float32\] became \[y float32\]"):
+        simplify(as_ir(from_text(FOLDABLE)))
+
+
+def test_onnxsim_failing_its_own_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnxsim
+
+    monkeypatch.setattr(onnxsim, "simplify", lambda model, **options: (model, False))
+    with pytest.raises(PassError, match="onnxsim's own check found outputs that differ"):
+        simplify(as_ir(from_text(FOLDABLE)))

@@ -1,0 +1,72 @@
+"""check: onnx's checker plus external data that is really there; changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import graphkit
+from graphkit import PassError
+from tests.models import as_ir, tf2onnx_like, with_if
+
+check = graphkit.passes.check
+
+
+def test_a_valid_model_passes_unchanged() -> None:
+    for source in (tf2onnx_like(), with_if()):
+        result = check.run(as_ir(source), check.validate({}))
+        assert result.modified is False
+
+
+def test_an_invalid_model_fails() -> None:
+    source = onnx.parser.parse_model(
+        """<ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] x) => (float[2] y) { y = Relu<bogus = 1>(x) }"""
+    )
+    with pytest.raises(PassError, match=r"the model is invalid: .*bogus"):
+        check(graphkit._model_io.from_proto(source))
+
+
+def test_full_check_catches_type_errors() -> None:
+    source = onnx.parser.parse_model(
+        """<ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] x, int64[2] i) => (float[2] y) { y = Add(x, i) }"""
+    )
+    model = graphkit._model_io.from_proto(source)
+    assert check.run(model, check.validate({"full": False})).modified is False
+    with pytest.raises(PassError, match="the model is invalid"):
+        check(model, full=True)
+
+
+@pytest.fixture
+def external(tmp_path: Path) -> Path:
+    weight = np.arange(1024, dtype=np.float32).reshape(32, 32)
+    model = onnx.helper.make_model(
+        onnx.helper.make_graph(
+            [onnx.helper.make_node("MatMul", ["x", "w"], ["y"])],
+            "mm",
+            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 32])],
+            [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 32])],
+            [onnx.numpy_helper.from_array(weight, "w")],
+        ),
+        opset_imports=[onnx.helper.make_opsetid("", 17)],
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path, save_as_external_data=True, location="m.data", size_threshold=0)
+    return path
+
+
+def test_external_data_is_checked(external: Path) -> None:
+    assert check.run(graphkit.load(external), check.validate({})).modified is False
+    data = external.parent / "m.data"
+    data.write_bytes(data.read_bytes()[:100])
+    with pytest.raises(
+        PassError, match=r"tensor 'w': needs bytes up to 4096 of .*m\.data, which has only 100"
+    ):
+        check(graphkit.load(external))
+    data.unlink()
+    with pytest.raises(PassError, match=r"tensor 'w': external data file .*m\.data is missing"):
+        check(graphkit.load(external))

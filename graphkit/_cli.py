@@ -126,29 +126,12 @@ def _version() -> str:
         return "unknown"
 
 
-def _resolve_recipe(name: str, plugin_files: Sequence[str]) -> Path:
-    """A recipe argument is a file, or else the name of a built-in recipe."""
-    path = Path(name)
-    if path.exists() or path.suffix in (".yaml", ".yml") or "/" in name:
-        return path
-    from graphkit._recipes_index import builtin_recipes
-
-    found = builtin_recipes(plugin_files)
-    if name in found:
-        return found[name]
-    known = ", ".join(sorted(found)) or "none"
-    raise UsageError(
-        f"{name}: no such recipe file, and no built-in recipe of that name (built-in: {known})"
-    )
-
-
 def _apply(args: argparse.Namespace) -> int:
     from graphkit._runner import apply
 
     echo = None if args.quiet else print
-    recipe = _resolve_recipe(args.recipe, args.plugin)
     apply(
-        recipe,
+        args.recipe,
         output=args.output,
         source=args.source,
         plugins=args.plugin,
@@ -161,7 +144,7 @@ def _apply(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from graphkit._recipe import load_recipe
 
-    recipe = load_recipe(_resolve_recipe(args.recipe, args.plugin), plugin_files=args.plugin)
+    recipe = load_recipe(args.recipe, plugin_files=args.plugin)
     source = (
         f"{recipe.source.path} ({recipe.source.frontend.name})" if recipe.source else "none given"
     )

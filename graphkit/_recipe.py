@@ -20,6 +20,7 @@ from graphkit._frontends import Frontend
 from graphkit._params import Params, SaveOptions, did_you_mean, format_loc, validation_problems
 from graphkit._passes import Pass
 from graphkit._plugins import Plugins, default_plugins, load_plugins
+from graphkit._recipes_index import find_recipe
 from graphkit._verify import VerifyOptions
 from graphkit._yaml import Located, load_yaml
 
@@ -132,13 +133,14 @@ def load_recipe(
     """Read and validate a recipe.
 
     Args:
-        recipe: A recipe file, or the recipe itself as a dict.
+        recipe: A recipe file, the name of a built-in recipe, or the recipe
+            itself as a dict.
         plugin_files: More plugin files to load (the CLI's ``--plugin``).
         source: Overrides ``source.path``.
         output: Overrides ``output``.
-        base_dir: The folder relative paths of a dict recipe are resolved
-            against; the current folder by default. A file recipe's paths
-            are always relative to the file's folder.
+        base_dir: The folder relative paths are resolved against. By default
+            a recipe file's own folder; for a built-in recipe (which lives
+            inside the installed package) and a dict, the current folder.
 
     Raises:
         RecipeError: listing every problem found.
@@ -149,9 +151,10 @@ def load_recipe(
         folder = Path(base_dir or ".").resolve()
         problems = _Problems(file, None)
     else:
-        file = os.fspath(recipe)
-        located = read_recipe_file(recipe)
-        folder = Path(recipe).resolve().parent
+        path, builtin = find_recipe(recipe, plugin_files)
+        file = os.fspath(path)
+        located = read_recipe_file(path)
+        folder = Path(base_dir or ("." if builtin else path.parent)).resolve()
         problems = _Problems(file, located)
 
     data = located.data

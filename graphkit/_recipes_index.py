@@ -20,6 +20,30 @@ def builtin_recipes(plugin_files: Sequence[str | os.PathLike[str]] = ()) -> dict
     return found
 
 
+def find_recipe(
+    name: str | os.PathLike[str], plugin_files: Sequence[str | os.PathLike[str]] = ()
+) -> tuple[Path, bool]:
+    """A recipe argument is a file, or else the name of a built-in recipe.
+
+    Returns:
+        The recipe file, and whether it is a built-in one.
+
+    Raises:
+        RecipeError: it is neither.
+    """
+    path = Path(name)
+    text = os.fspath(name)
+    if path.exists() or path.suffix in (".yaml", ".yml") or os.sep in text or "/" in text:
+        return path, False
+    found = builtin_recipes(plugin_files)
+    if text in found:
+        return found[text], True
+    known = ", ".join(sorted(found)) or "none"
+    raise RecipeError(
+        f"{text}: no such recipe file, and no built-in recipe of that name (built-in: {known})"
+    )
+
+
 def recipe_summary(path: Path) -> str:
     """The recipe's ``description``, or its first comment line."""
     from graphkit._recipe import read_recipe_file

@@ -55,7 +55,8 @@ def apply(
     """Run a recipe, verify the result if the recipe asks, and write its output.
 
     Args:
-        recipe: A recipe file, a recipe as a dict, or a loaded :class:`Recipe`.
+        recipe: A recipe file, the name of a built-in recipe, a recipe as a
+            dict, or a loaded :class:`Recipe`.
         output: Overrides the recipe's ``output``. With neither, nothing is
             written and the model is only returned.
         source: Overrides the recipe's ``source.path``.

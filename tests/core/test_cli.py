@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from graphkit._cli import main
-from graphkit._errors import INTERNAL_ERROR, ModelError, PassError, UsageError
+from graphkit._errors import INTERNAL_ERROR, ModelError, PassError, RecipeError, UsageError
 from tests.models import tf2onnx_like, with_if, write
 
 
@@ -86,7 +86,7 @@ def test_validate_reports_a_valid_recipe(tmp_path: Path, capsys) -> None:
 
 
 def test_an_unknown_recipe_name(capsys) -> None:
-    assert main(["apply", "no-such-recipe"]) == UsageError.exit_code
+    assert main(["apply", "no-such-recipe"]) == RecipeError.exit_code
     err = capsys.readouterr().err
     assert err.startswith("graphkit: error: no-such-recipe: no such recipe file, and no built-in")
 

@@ -99,6 +99,7 @@ def import_savedmodel(path: Path, options: SavedModelOptions, context: SourceCon
     _check_variables(path, meta_graph)
     converted = _convert(path, tags, options, modules)
     model = _to_ir(path, converted)
+    _check_ops(path, model, options.signature)
     _check_names(path, model, converted)
     reference = TensorFlowReference(
         folder=path.absolute(),
@@ -180,10 +181,12 @@ def _meta_graph(path: Path, tags: list[str], saved_model_pb2: ModuleType) -> Any
         raise ModelError(
             f"{path}: saved_model.pb is damaged or not a SavedModel ({error})"
         ) from None
+    if not proto.meta_graphs:
+        raise ModelError(f"{path}: saved_model.pb holds no MetaGraph; it is damaged or empty")
     for meta_graph in proto.meta_graphs:
         if set(meta_graph.meta_info_def.tags) == set(tags):
             return meta_graph
-    found = ", ".join(repr(",".join(m.meta_info_def.tags)) for m in proto.meta_graphs) or "none"
+    found = ", ".join(repr(",".join(m.meta_info_def.tags)) for m in proto.meta_graphs)
     raise ModelError(f"{path}: no MetaGraph tagged {','.join(tags)!r}; its tags: {found}")
 
 
@@ -289,7 +292,7 @@ def _convert(
             proto, storage = convert._convert_common(
                 graph_def,
                 name=str(path),
-                # An op tf2onnx cannot map must fail the import, not stay a TensorFlow op.
+                # A failing op handler must fail the import; unmapped ops are caught after.
                 continue_on_error=False,
                 opset=options.opset,
                 input_names=inputs,
@@ -366,6 +369,25 @@ def _to_ir(path: Path, converted: _Converted) -> ir.Model:
                 ):
                     node.attributes[name] = ir.AttrTensor(name, in_memory(attr.value, name))
     return model
+
+
+def _check_ops(path: Path, model: ir.Model, signature: str) -> None:
+    """Refuse ops tf2onnx could not map: it only logs them and copies them over unchanged."""
+    import collections
+
+    import onnx
+
+    unknown: collections.Counter[str] = collections.Counter()
+    for graph in model.graphs():
+        for node in graph:
+            domain = "" if node.domain == "ai.onnx" else node.domain
+            if domain in ("", "ai.onnx.ml") and not onnx.defs.has(node.op_type, domain):
+                unknown[node.op_type] += 1
+    if unknown:
+        ops = ", ".join(f"{op} ({count})" for op, count in sorted(unknown.items()))
+        raise ModelError(
+            f"{path}: tf2onnx cannot convert these TensorFlow ops of signature {signature!r}: {ops}"
+        )
 
 
 def _check_names(path: Path, model: ir.Model, converted: _Converted) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from graphkit import (
     Frontend,
@@ -142,33 +142,55 @@ class TorchOptions(Params):
                 raise ValueError("must be 'file.py:ClassName' or 'package.module:ClassName'")
         return value
 
-    @model_validator(mode="after")
-    def _consistent(self) -> TorchOptions:
+    @field_validator("inputs")
+    @classmethod
+    def _some_inputs(cls, value: dict[str, InputSpec]) -> dict[str, InputSpec]:
+        if not value:
+            raise ValueError("give at least one input")
+        return value
+
+    # The checks below read `inputs`, which pydantic validates first (fields go in order).
+
+    @field_validator("outputs")
+    @classmethod
+    def _output_names(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if value is None:
+            return value
         problems = []
-        if not self.inputs:
-            problems.append("inputs: give at least one input")
-        for name, axes in self.dynamic.items():
-            spec = self.inputs.get(name)
-            if spec is None:
-                problems.append(f"dynamic: {name!r} is not one of the inputs")
-                continue
-            for axis in axes:
-                if axis >= len(spec.shape):
-                    problems.append(
-                        f"dynamic: input {name!r} has {len(spec.shape)} axes, so no axis {axis}"
-                    )
-        if self.outputs is not None:
-            if not self.outputs or not all(self.outputs):
-                problems.append("outputs: names cannot be empty")
-            repeated = {n for n in self.outputs if self.outputs.count(n) > 1}
-            clashing = set(self.outputs) & set(self.inputs)
-            if repeated:
-                problems.append(f"outputs: repeated names {sorted(repeated)}")
-            if clashing:
-                problems.append(f"outputs: names also used by inputs {sorted(clashing)}")
+        if not value or not all(value):
+            problems.append("names cannot be empty")
+        repeated = sorted({n for n in value if value.count(n) > 1})
+        clashing = sorted(set(value) & set(info.data.get("inputs") or {}))
+        if repeated:
+            problems.append(f"repeated names {repeated}")
+        if clashing:
+            problems.append(f"names also used by inputs {clashing}")
         if problems:
             raise ValueError("; ".join(problems))
-        return self
+        return value
+
+    @field_validator("dynamic")
+    @classmethod
+    def _dynamic_axes(
+        cls, value: dict[str, dict[int, str]], info: ValidationInfo
+    ) -> dict[str, dict[int, str]]:
+        inputs = info.data.get("inputs")
+        if inputs is None:  # already reported
+            return value
+        problems = []
+        for name, axes in value.items():
+            spec = inputs.get(name)
+            if spec is None:
+                problems.append(f"{name!r} is not one of the inputs")
+                continue
+            problems.extend(
+                f"input {name!r} has {len(spec.shape)} axes, so no axis {axis}"
+                for axis in axes
+                if axis >= len(spec.shape)
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
 
 
 def _is_checkpoint(path: Path) -> bool:

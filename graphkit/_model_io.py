@@ -7,15 +7,18 @@ many GiB never reads its weights.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import onnx
 import onnx_ir as ir
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, EncodeError
 
 from graphkit._errors import ModelError
 from graphkit._params import SaveOptions
@@ -76,96 +79,277 @@ def save(
 
     Every file is first written inside a temporary folder beside ``path`` and
     then renamed into place, so a failure leaves existing files as they were.
-    The model itself is not changed.
+    Weights kept as external data are copied file to file, never read into
+    memory. The model keeps its weights; if the save replaced a data file the
+    model reads from (saving over its own source), it reads the new one.
 
     Returns:
         Notes for the user, such as why external data was used.
 
     Raises:
-        ModelError: the model cannot be written as asked.
+        ModelError: the model cannot be written as asked, or external data it
+            reads from is missing.
     """
     options = options or SaveOptions()
     path = Path(path)
     notes: list[str] = []
     data_name = _external_data_name(model, path, options, notes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    problem = _missing_external_data(model)
+    if problem:
+        raise ModelError(f"{path}: cannot copy the weights: {problem}")
+    folder = path.parent
     try:
-        try:
-            ir.save(
-                model,
-                staging / path.name,
-                external_data=data_name,
-                size_threshold_bytes=options.threshold_bytes,
-                max_shard_size_bytes=options.max_shard_bytes,
-            )
-        except FileNotFoundError as error:
-            raise ModelError(
-                f"{path}: cannot copy external data: {error.filename or error}: no such file"
-            ) from error
-        except (OSError, ValueError, onnx.checker.ValidationError) as error:
-            raise ModelError(f"{path}: cannot write the model: {error}") from error
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=folder))
+    except OSError as error:
+        raise ModelError(f"{path}: cannot write the model: {error}") from error
+    try:
+        written = _write_staged(model, staging / path.name, data_name, options, notes)
         # The data first: a model file never names data that is not there yet.
-        written = sorted(staging.iterdir(), key=lambda p: p.name == path.name)
-        for file in written:
-            os.replace(file, path.parent / file.name)
+        files = sorted(staging.iterdir(), key=lambda p: p.name == path.name)
+        backed = _reading(model, _file_ids(folder / f.name for f in files))
+        try:
+            for file in files:
+                os.replace(file, folder / file.name)
+        except OSError as error:
+            raise ModelError(f"{path}: cannot write the model: {error}") from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _repoint(model, written, backed, folder)
     return notes
 
 
 def _external_data_name(
     model: ir.Model, path: Path, options: SaveOptions, notes: list[str]
 ) -> str | None:
+    """Decide where weights go, before anything is serialised; see :class:`SaveOptions`."""
+    sizes = _TensorSizes.of(model)
     choice = options.external_data
-    inline_bytes = sum(t.nbytes for t in _tensors(model) if not isinstance(t, ir.ExternalTensor))
-    has_external = any(isinstance(t, ir.ExternalTensor) for t in _tensors(model))
     default_name = f"{path.name}.data"
     if choice is False:
-        if has_external:
-            # ir.save writes external tensors as references; bring them in first.
-            ir.external_data.load_to_model(model)
-            inline_bytes = sum(t.nbytes for t in _tensors(model))
-        if inline_bytes > PROTOBUF_LIMIT:
+        if sizes.total > PROTOBUF_LIMIT:
             raise ModelError(
-                f"{path}: the model holds {inline_bytes / 2**30:.2f} GiB of weights, over "
-                "protobuf's 2 GiB limit, and save.external_data is false; "
-                "allow external data to write it"
+                f"{path}: the model holds {_gib(sizes.total)} of tensors, over protobuf's "
+                "2 GiB limit, and save.external_data is false; allow external data to write it"
             )
         return None
-    if choice is True:
-        return default_name
-    if isinstance(choice, str):
+    if choice is None:
+        if sizes.has_external:
+            notes.append(f"weights kept as external data in {default_name}")
+        elif sizes.total > PROTOBUF_LIMIT:
+            notes.append(
+                f"tensors of {_gib(sizes.total)} pass protobuf's 2 GiB limit; "
+                f"saved as external data in {default_name}"
+            )
+        else:
+            return None
+        name = default_name
+    elif choice is True:
+        name = default_name
+    else:
         _check_data_name(choice, path)
-        return choice
-    if has_external:
-        notes.append(f"weights kept as external data in {default_name}")
-        return default_name
-    if inline_bytes > PROTOBUF_LIMIT:
-        notes.append(
-            f"weights of {inline_bytes / 2**30:.2f} GiB pass protobuf's 2 GiB limit; "
-            f"saved as external data in {default_name}"
+        name = choice
+    inline = sizes.attributes + sizes.below(options.threshold_bytes)
+    if inline > PROTOBUF_LIMIT:
+        raise ModelError(
+            f"{path}: {_gib(inline)} of tensors would stay inside the model file, over "
+            "protobuf's 2 GiB limit: Constant-node values (which are not moved to external "
+            "data) and weights under save.threshold_bytes"
         )
-        return default_name
-    return None
+    return name
+
+
+@dataclasses.dataclass
+class _TensorSizes:
+    """What a model's tensors add to its serialised size."""
+
+    initializers: list[ir.TensorProtocol]
+    attributes: int
+    has_external: bool
+
+    @classmethod
+    def of(cls, model: ir.Model) -> _TensorSizes:
+        initializers = [
+            v.const_value
+            for g in model.graphs()
+            for v in g.initializers.values()
+            if v.const_value is not None
+        ]
+        attributes = sum(
+            t.nbytes
+            for _, attribute in _tensor_attributes(model)
+            for t in _attribute_tensors(attribute)
+        )
+        has_external = any(isinstance(t, ir.ExternalTensor) for t in initializers)
+        return cls(initializers, attributes, has_external)
+
+    @property
+    def total(self) -> int:
+        return self.attributes + sum(t.nbytes for t in self.initializers)
+
+    def below(self, threshold: int) -> int:
+        return sum(t.nbytes for t in self.initializers if t.nbytes < threshold)
+
+
+def tensor_bytes(model: ir.Model) -> int:
+    """How many bytes of tensors ``model`` holds, in every graph, wherever they are kept.
+
+    This is what its weights would add to a model file without external
+    data: initializers of the main graph and of subgraphs, and tensor-valued
+    attributes such as Constant nodes' values.
+    """
+    return _TensorSizes.of(model).total
+
+
+def _gib(count: int) -> str:
+    return f"{count / 2**30:.2f} GiB"
 
 
 def _check_data_name(name: str, path: Path) -> None:
     candidate = Path(name)
-    if candidate.is_absolute() or ".." in candidate.parts or not candidate.name:
+    if candidate.is_absolute() or len(candidate.parts) != 1 or name in (".", ".."):
         raise ModelError(
-            f"{path}: external data file {name!r} must be a relative path "
-            "inside the output's folder"
+            f"{path}: external data file {name!r} must be a plain file name: "
+            "it is written in the output's folder"
         )
     if candidate == Path(path.name):
         raise ModelError(f"{path}: external data file cannot be the model file itself")
 
 
-def _tensors(model: ir.Model) -> Iterator[ir.TensorProtocol]:
-    for graph in model.graphs():
-        for value in graph.initializers.values():
-            if value.const_value is not None:
-                yield value.const_value
+def _missing_external_data(model: ir.Model) -> str | None:
+    """Describe the first external tensor whose file is missing or too short."""
+    sizes: dict[str, int] = {}
+    for tensor in _external_tensors(model):
+        path = tensor.path
+        if path not in sizes:
+            try:
+                sizes[path] = os.path.getsize(path)
+            except OSError:
+                return f"tensor {tensor.name!r}: external data file {path} is missing"
+        end = (tensor.offset or 0) + (tensor.length if tensor.length is not None else tensor.nbytes)
+        if end > sizes[path]:
+            return (
+                f"tensor {tensor.name!r}: needs bytes up to {end} of {path}, "
+                f"which has only {sizes[path]}"
+            )
+    return None
+
+
+@dataclasses.dataclass
+class _Written:
+    """What a save wrote for each tensor, to repoint the model at if the save replaced its data."""
+
+    initializers: dict[ir.Value, ir.TensorProtocol]
+    attributes: dict[tuple[ir.Node, str], ir.Attr]
+
+
+def _write_staged(
+    model: ir.Model, target: Path, data_name: str | None, options: SaveOptions, notes: list[str]
+) -> _Written:
+    """Write the model file and its data files into ``target``'s (new, empty) folder."""
+    values = [
+        v for g in model.graphs() for v in g.initializers.values() if v.const_value is not None
+    ]
+    originals = [v.const_value for v in values]
+    try:
+        with _attributes_in_memory(model) as attributes:
+            if data_name is None:
+                for value in values:
+                    value.const_value = _in_memory(value.const_value)
+            else:
+                ir.external_data.unload_from_model(
+                    model,
+                    target.parent,
+                    data_name,
+                    # ir moves tensors *over* its threshold; the option keeps *smaller* ones inline.
+                    size_threshold_bytes=max(options.threshold_bytes - 1, 0),
+                    max_shard_size_bytes=options.max_shard_bytes,
+                )
+            written = _Written({v: v.const_value for v in values}, attributes)
+            serialized = ir.serde.serialize_model(model).SerializeToString()
+        target.write_bytes(serialized)
+    except FileNotFoundError as error:
+        raise ModelError(
+            f"{target.name}: cannot copy external data: {error.filename or error}: no such file"
+        ) from error
+    except (OSError, ValueError, EncodeError) as error:
+        raise ModelError(f"{target.name}: cannot write the model: {error}") from error
+    finally:
+        for value, tensor in zip(values, originals, strict=True):
+            value.const_value = tensor
+    if data_name is not None and options.max_shard_bytes is not None:
+        notes.extend(_shard_notes(written, options.max_shard_bytes))
+    return written
+
+
+def _shard_notes(written: _Written, max_shard_bytes: int) -> list[str]:
+    external = [t for t in written.initializers.values() if isinstance(t, ir.ExternalTensor)]
+    files = {str(t.location) for t in external}
+    notes = [f"external data split into {len(files)} files"] if len(files) > 1 else []
+    oversized = [repr(t.name) for t in external if t.nbytes > max_shard_bytes]
+    if oversized:
+        shown = ", ".join(oversized[:5]) + (", ..." if len(oversized) > 5 else "")
+        notes.append(
+            f"{len(oversized)} tensors are larger than save.max_shard_bytes "
+            f"({max_shard_bytes}) and have a file each: {shown}"
+        )
+    return notes
+
+
+def _file_ids(paths: Iterable[Path]) -> set[tuple[int, int]]:
+    ids = set()
+    for path in paths:
+        if (found := _file_id(path)) is not None:
+            ids.add(found)
+    return ids
+
+
+def _file_id(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino)
+
+
+def _reading(
+    model: ir.Model, files: set[tuple[int, int]]
+) -> tuple[list[ir.Value], list[tuple[ir.Node, str]]]:
+    """The initializers and node attributes whose external data is in one of ``files``."""
+    if not files:
+        return [], []
+    values = [
+        v
+        for g in model.graphs()
+        for v in g.initializers.values()
+        if isinstance(v.const_value, ir.ExternalTensor) and _file_id(v.const_value.path) in files
+    ]
+    attributes = [
+        (node, attribute.name)
+        for node, attribute in _tensor_attributes(model)
+        if any(
+            isinstance(t, ir.ExternalTensor) and _file_id(t.path) in files
+            for t in _attribute_tensors(attribute)
+        )
+    ]
+    return values, attributes
+
+
+def _repoint(
+    model: ir.Model,
+    written: _Written,
+    reading: tuple[list[ir.Value], list[tuple[ir.Node, str]]],
+    folder: Path,
+) -> None:
+    """Point tensors whose data file the save replaced at the data the save wrote."""
+    values, attributes = reading
+    for value in values:
+        tensor = written.initializers[value]
+        if isinstance(tensor, ir.ExternalTensor):
+            tensor.base_dir = folder
+        value.const_value = tensor
+    for node, name in attributes:
+        node.attributes[name] = written.attributes[(node, name)]
 
 
 def integrity_problem(model: ir.Model) -> str | None:
@@ -241,14 +425,36 @@ def _check_location(tensor: onnx.TensorProto, folder: Path, path: Path) -> None:
 def to_proto(model: ir.Model) -> onnx.ModelProto:
     """Serialise ``model`` for a tool that needs every weight in memory.
 
-    External tensors are read in; use :func:`call_on_graph` for tools that
-    only need the graph.
+    External tensors are read in (the model itself keeps them on disk); use
+    :func:`call_on_graph` for tools that only need the graph.
+
+    Raises:
+        ModelError: external data is missing, or the model passes protobuf's
+            2 GiB limit.
     """
-    proto = ir.serde.serialize_model(model)
-    folder = _external_base_dir(model)
-    if folder is not None:
-        onnx.external_data_helper.load_external_data_for_model(proto, str(folder))
-    return proto
+    sizes = _TensorSizes.of(model)
+    if sizes.total > PROTOBUF_LIMIT:
+        raise ModelError(
+            f"the model holds {_gib(sizes.total)} of tensors, over protobuf's 2 GiB limit; "
+            "it cannot be handed over whole"
+        )
+    problem = _missing_external_data(model)
+    if problem:
+        raise ModelError(f"cannot read the weights: {problem}")
+    values = [
+        v for g in model.graphs() for v in g.initializers.values() if v.const_value is not None
+    ]
+    originals = [v.const_value for v in values]
+    try:
+        with _attributes_in_memory(model):
+            for value in values:
+                value.const_value = _in_memory(value.const_value)
+            return ir.serde.serialize_model(model)
+    except (OSError, ValueError) as error:
+        raise ModelError(f"cannot read the weights: {error}") from error
+    finally:
+        for value, tensor in zip(values, originals, strict=True):
+            value.const_value = tensor
 
 
 def from_proto(proto: onnx.ModelProto) -> ir.Model:
@@ -260,13 +466,6 @@ def from_proto(proto: onnx.ModelProto) -> ir.Model:
     return ir.serde.deserialize_model(proto)
 
 
-def _external_base_dir(model: ir.Model) -> Path | None:
-    for tensor in _tensors(model):
-        if isinstance(tensor, ir.ExternalTensor):
-            return Path(tensor.base_dir)
-    return None
-
-
 def call_on_graph(
     model: ir.Model,
     function: Callable[[onnx.ModelProto], onnx.ModelProto | None],
@@ -275,54 +474,243 @@ def call_on_graph(
 ) -> ir.Model | None:
     """Hand ``model`` to a ModelProto tool without serialising its large weights.
 
-    Initializers above 1 KiB are replaced by graph inputs of the same type and
-    shape while ``function`` runs (small ones, such as shape and axes constants,
-    stay, since tools read them). With ``rebuild``, the proto ``function``
-    returns becomes a new model with the original weight tensors put back,
-    sharing their memory; otherwise ``None`` is returned.
+    Weights kept as external data and initializers over 1 KiB become graph
+    inputs of the same type and shape while ``function`` runs: the tool sees
+    the whole graph, never reads a data file and never meets protobuf's 2 GiB
+    limit. Small initializers, such as shape and axes constants, stay, since
+    tools read them. A weight of a subgraph (an If or Loop body) is lifted to
+    an input of the main graph, which the body still sees by name.
+
+    With ``rebuild``, the proto ``function`` returns becomes a new model with
+    the original weight tensors put back where they were, sharing their memory
+    or data files; otherwise ``None`` is returned.
+
+    Raises:
+        ModelError: a Constant node's value is kept as external data that is
+            missing.
     """
-    proto = ir.serde.serialize_model(model)
-    held: dict[str, ir.TensorProtocol] = {}
-    listed_as_input = {v.name for v in model.graph.inputs}
-    for value in model.graph.initializers.values():
-        tensor = value.const_value
-        if tensor is None or (
-            tensor.nbytes <= _SMALL_TENSOR_BYTES and not isinstance(tensor, ir.ExternalTensor)
-        ):
-            continue
-        held[value.name] = tensor
-    if held:
-        kept = [t for t in proto.graph.initializer if t.name not in held]
-        del proto.graph.initializer[:]
-        proto.graph.initializer.extend(kept)
-        for name, tensor in held.items():
-            if name not in listed_as_input:
-                proto.graph.input.append(
-                    onnx.helper.make_tensor_value_info(
-                        name, tensor.dtype.value, list(tensor.shape.numpy())
-                    )
+    held = weights_held_back(model)
+    placeholders = {
+        value: ir.ExternalTensor(
+            _HELD_LOCATION, 0, tensor.nbytes, tensor.dtype, shape=tensor.shape, name=value.name
+        )
+        for value, tensor in held.items()
+    }
+    try:
+        with _attributes_in_memory(model):
+            for value, placeholder in placeholders.items():
+                value.const_value = placeholder
+            proto = ir.serde.serialize_model(model)
+    except (OSError, ValueError) as error:
+        raise ModelError(f"cannot read a Constant node's value: {error}") from error
+    finally:
+        for value, tensor in held.items():
+            value.const_value = tensor
+    _drop_placeholders(proto.graph)
+    listed = {v.name for v in model.graph.inputs}
+    for value, tensor in held.items():
+        if value.name not in listed:
+            proto.graph.input.append(
+                onnx.helper.make_tensor_value_info(
+                    value.name, tensor.dtype.value, list(tensor.shape.numpy())
                 )
+            )
     result = function(proto)
     if not rebuild:
         return None
     assert result is not None
     new_model = ir.serde.deserialize_model(result)
-    folder = _external_base_dir(model)
-    if folder is not None:
-        ir.external_data.set_base_dir(new_model.graph, folder)
-    graph = new_model.graph
-    by_name = {v.name: v for v in graph.inputs}
-    keep_inputs = []
-    for value in graph.inputs:
-        if value.name in held and value.name not in listed_as_input:
-            continue
-        keep_inputs.append(value)
-    for name, tensor in held.items():
-        value = by_name.get(name)
-        if value is None:
-            continue  # the tool dropped it: no longer used
-        value.const_value = tensor
-        graph.register_initializer(value)
-    graph.inputs.clear()
-    graph.inputs.extend(keep_inputs)
+    _put_back(new_model, model, held, listed)
     return new_model
+
+
+#: Marks held-back weights in the proto while it is built; no file of this name is ever read.
+_HELD_LOCATION = "graphkit-held-back-weight"
+
+
+def weights_held_back(model: ir.Model) -> dict[ir.Value, ir.TensorProtocol]:
+    """The weights :func:`call_on_graph` keeps out of the proto, and their tensors."""
+    names: collections.Counter[str | None] = collections.Counter()
+    for graph in model.graphs():
+        names.update(v.name for v in graph.inputs if not v.is_initializer())
+        names.update(list(graph.initializers))
+        names.update(o.name for node in graph for o in node.outputs)
+    held: dict[ir.Value, ir.TensorProtocol] = {}
+    for graph in model.graphs():
+        for value in graph.initializers.values():
+            tensor = value.const_value
+            if tensor is None:
+                continue
+            if not isinstance(tensor, ir.ExternalTensor) and tensor.nbytes <= _SMALL_TENSOR_BYTES:
+                continue
+            # A subgraph's weight is lifted to a main-graph input, seen by name from
+            # the body; only safe when no other value in the model has that name.
+            if graph is not model.graph and (names[value.name] != 1 or value.is_graph_input()):
+                continue
+            held[value] = tensor
+    return held
+
+
+def _drop_placeholders(graph: onnx.GraphProto) -> None:
+    kept = [t for t in graph.initializer if not _is_placeholder(t)]
+    if len(kept) != len(graph.initializer):
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("g"):
+                _drop_placeholders(attribute.g)
+            for subgraph in attribute.graphs:
+                _drop_placeholders(subgraph)
+
+
+def _is_placeholder(tensor: onnx.TensorProto) -> bool:
+    return tensor.data_location == onnx.TensorProto.EXTERNAL and any(
+        e.key == "location" and e.value == _HELD_LOCATION for e in tensor.external_data
+    )
+
+
+def _put_back(
+    new_model: ir.Model,
+    model: ir.Model,
+    held: dict[ir.Value, ir.TensorProtocol],
+    listed: set[str],
+) -> None:
+    """Make the held-back weights initializers of ``new_model`` again, where they were."""
+    graph = new_model.graph
+    inputs = {v.name: v for v in graph.inputs}
+    parents = _parent_graphs(new_model)
+    dropped: set[str] = set()
+    for original, tensor in held.items():
+        value = inputs.get(original.name)
+        if value is None:
+            continue
+        if original.graph is model.graph:
+            value.const_value = tensor
+            graph.register_initializer(value)
+            if original.name not in listed:
+                dropped.add(original.name)
+            continue
+        dropped.add(original.name)
+        uses = list(value.uses())
+        if not uses:
+            continue  # the tool no longer needs it
+        owner = _common_graph([use.node.graph for use in uses], parents)
+        twin = ir.Value(
+            name=original.name,
+            shape=value.shape,
+            type=value.type,
+            const_value=tensor,
+        )
+        owner.register_initializer(twin)
+        for use in uses:
+            use.node.replace_input_with(use.idx, twin)
+    kept = [v for v in graph.inputs if v.name not in dropped]
+    graph.inputs.clear()
+    graph.inputs.extend(kept)
+    _restore_order(graph, model.graph)
+
+
+def _parent_graphs(model: ir.Model) -> dict[ir.Graph, ir.Graph]:
+    parents: dict[ir.Graph, ir.Graph] = {}
+    for graph in model.graphs():
+        for node in graph:
+            for attribute in node.attributes.values():
+                if attribute.type == ir.AttributeType.GRAPH:
+                    parents[attribute.value] = graph
+                elif attribute.type == ir.AttributeType.GRAPHS:
+                    for subgraph in attribute.value:
+                        parents[subgraph] = graph
+    return parents
+
+
+def _common_graph(graphs: list[ir.Graph | None], parents: dict[ir.Graph, ir.Graph]) -> ir.Graph:
+    """The innermost graph that contains every one of ``graphs``."""
+
+    def chain(graph: ir.Graph) -> list[ir.Graph]:
+        found = [graph]
+        while found[-1] in parents:
+            found.append(parents[found[-1]])
+        return found
+
+    chains = [chain(g) for g in graphs if g is not None]
+    common = chains[0]
+    for other in chains[1:]:
+        common = [g for g in common if g in other]
+    return common[0]
+
+
+def _restore_order(graph: ir.Graph, original: ir.Graph) -> None:
+    """Put initializers back in their original order, which external data layouts follow."""
+    rank = {name: index for index, name in enumerate(original.initializers)}
+    ordered = sorted(graph.initializers.values(), key=lambda v: rank.get(v.name or "", len(rank)))
+    if [v.name for v in ordered] == list(graph.initializers):
+        return
+    for value in ordered:
+        graph.initializers.pop(value.name)
+    for value in ordered:
+        graph.register_initializer(value)
+
+
+def _external_tensors(model: ir.Model) -> Iterator[ir.ExternalTensor]:
+    for graph in model.graphs():
+        for value in graph.initializers.values():
+            if isinstance(value.const_value, ir.ExternalTensor):
+                yield value.const_value
+    for _, attribute in _tensor_attributes(model):
+        for tensor in _attribute_tensors(attribute):
+            if isinstance(tensor, ir.ExternalTensor):
+                yield tensor
+
+
+def _tensor_attributes(model: ir.Model) -> Iterator[tuple[ir.Node, ir.Attr]]:
+    """Every tensor-valued node attribute (Constant values, say) in all graphs and functions."""
+    roots: list[ir.Graph | ir.Function] = [model.graph, *model.functions.values()]
+    for root in roots:
+        for node in ir.traversal.RecursiveGraphIterator(root):
+            for attribute in node.attributes.values():
+                if attribute.is_ref():
+                    continue
+                if attribute.type in (ir.AttributeType.TENSOR, ir.AttributeType.TENSORS):
+                    yield node, attribute
+
+
+def _attribute_tensors(attribute: ir.Attr) -> list[ir.TensorProtocol]:
+    if attribute.value is None:
+        return []
+    if attribute.type == ir.AttributeType.TENSOR:
+        return [attribute.value]
+    return list(attribute.value)
+
+
+def _in_memory(tensor: ir.TensorProtocol) -> ir.TensorProtocol:
+    """``tensor``, or for an external one a tensor over its memory-mapped bytes."""
+    if not isinstance(tensor, ir.ExternalTensor):
+        return tensor
+    return ir.Tensor(tensor.numpy(), dtype=tensor.dtype, name=tensor.name)
+
+
+@contextlib.contextmanager
+def _attributes_in_memory(model: ir.Model) -> Iterator[dict[tuple[ir.Node, str], ir.Attr]]:
+    """Swap attributes holding external tensors for in-memory ones while the block runs.
+
+    ir writes only initializers to external data; a Constant node's value is
+    written inline, so it must be read. Yields the in-memory attributes.
+    """
+    swapped: dict[tuple[ir.Node, str], tuple[ir.Attr, ir.Attr]] = {}
+    try:
+        for node, attribute in list(_tensor_attributes(model)):
+            tensors = _attribute_tensors(attribute)
+            if not any(isinstance(t, ir.ExternalTensor) for t in tensors):
+                continue
+            loaded = [_in_memory(t) for t in tensors]
+            value = loaded[0] if attribute.type == ir.AttributeType.TENSOR else loaded
+            replacement = ir.Attr(
+                attribute.name, attribute.type, value, doc_string=attribute.doc_string
+            )
+            swapped[(node, attribute.name)] = (attribute, replacement)
+            node.attributes[attribute.name] = replacement
+        yield {key: replacement for key, (_, replacement) in swapped.items()}
+    finally:
+        for (node, name), (original, _) in swapped.items():
+            node.attributes[name] = original

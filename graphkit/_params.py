@@ -45,8 +45,29 @@ class SaveOptions(Params):
     max_shard_bytes: int | None = pydantic.Field(
         None,
         ge=1,
-        description="Split external data into numbered files of at most this size.",
+        description=(
+            "Split external data into numbered files ('model-00001-of-00003.onnx.data', ...) "
+            "of at most this size; a tensor larger than this gets a file of its own."
+        ),
     )
+
+    @pydantic.field_validator("external_data")
+    @classmethod
+    def _plain_file_name(cls, value: bool | str | None) -> bool | str | None:
+        if isinstance(value, str) and (
+            not value or value in (".", "..") or "/" in value or "\\" in value
+        ):
+            raise ValueError(
+                f"{value!r} is not a plain file name; external data is written in the "
+                "output's folder"
+            )
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _shards_need_external_data(self) -> SaveOptions:
+        if self.external_data is False and self.max_shard_bytes is not None:
+            raise ValueError("max_shard_bytes splits external data, but external_data is false")
+        return self
 
 
 def undescribed_fields(params: type[Params]) -> list[str]:

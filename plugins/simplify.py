@@ -11,6 +11,7 @@ from pydantic import Field
 from graphkit import Params, Pass, PassError, PassResult, graph_pass, hookimpl
 
 if TYPE_CHECKING:
+    import onnx
     import onnx_ir as ir
 
 
@@ -43,6 +44,15 @@ class SimplifyParams(Params):
             "true lets onnxsim fold them into constants and drop them from the inputs."
         ),
     )
+    hold_back_weights: bool | None = Field(
+        None,
+        description=(
+            "Hand onnxsim the graph with its weights (those over 1 KiB, and all kept as "
+            "external data) held back as inputs: it then needs little memory, but cannot "
+            "fold expressions of those weights or fuse them (BatchNorm into Conv). Unset: "
+            "only for models past protobuf's 2 GiB limit, which onnxsim cannot take whole."
+        ),
+    )
 
 
 @graph_pass("simplify", SimplifyParams)
@@ -52,16 +62,65 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
     onnxsim has dropped and renamed outputs before; here the input and output
     names, order, count and types after simplifying must equal those before,
     or the pass fails instead of changing the interface.
-    """
-    import onnxsim
 
+    A model past protobuf's 2 GiB limit cannot be handed to onnxsim whole, so
+    its weights are held back (see ``hold_back_weights``): onnxsim simplifies
+    the graph around them and the weights stay where they are, on disk or in
+    memory. On the 2.5 GiB model of the benchmarks (benchmarks/RESULTS.md)
+    this route peaks at about 0.2 GiB of memory, where onnxsim's own
+    file-based route (its command line with --save-as-external-data) needs
+    about 13 GiB and minutes.
+    """
     from graphkit._inspect import Signature
-    from graphkit._model_io import from_proto, to_proto
+    from graphkit._model_io import (
+        PROTOBUF_LIMIT,
+        call_on_graph,
+        from_proto,
+        tensor_bytes,
+        to_proto,
+        weights_held_back,
+    )
 
     weight_inputs = [v.name for v in model.graph.inputs if v.is_initializer()]
     expected = _interface(model, drop=set(weight_inputs) if params.fold_weight_inputs else set())
     before = Signature.of(model)
-    proto = to_proto(model)
+    size = tensor_bytes(model)
+    hold = params.hold_back_weights
+    if hold is None:
+        hold = size > PROTOBUF_LIMIT
+    elif not hold and size > PROTOBUF_LIMIT:
+        raise PassError(
+            f"the model's tensors take {size / 2**30:.2f} GiB, past protobuf's 2 GiB limit, "
+            "so onnxsim cannot take it whole; allow hold_back_weights"
+        )
+    notes = []
+    if hold:
+        held = weights_held_back(model)
+        result = call_on_graph(model, lambda proto: _onnxsim(proto, params), rebuild=True)
+        assert result is not None
+        if held:
+            held_bytes = sum(t.nbytes for t in held.values())
+            notes.append(
+                f"{len(held)} weights ({held_bytes / 2**30:.2f} GiB) held back from onnxsim, "
+                "so expressions of them were not folded"
+            )
+        if params.fold_weight_inputs:
+            # onnxsim saw held-back weights as plain inputs and kept them; drop them as it would.
+            _drop_weight_inputs(result)
+    else:
+        result = from_proto(_onnxsim(to_proto(model), params))
+    got = _interface(result, drop=set())
+    if got != expected:
+        raise PassError(f"onnxsim changed the model's interface: {_difference(expected, got)}")
+    if params.fold_weight_inputs and weight_inputs:
+        notes.append(f"{len(weight_inputs)} weights listed as inputs became constants")
+    modified = Signature.of(result) != before
+    return PassResult(result, modified=modified, notes=notes)
+
+
+def _onnxsim(proto: onnx.ModelProto, params: SimplifyParams) -> onnx.ModelProto:
+    import onnxsim
+
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             simplified, ok = onnxsim.simplify(
@@ -69,7 +128,8 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
                 check_n=params.check_n,
                 perform_optimization=params.optimize,
                 skip_fuse_bn=not params.fuse_bn,
-                skipped_optimizers=params.skipped_optimizers or None,
+                # A copy: onnxsim appends to the list it is given.
+                skipped_optimizers=list(params.skipped_optimizers) or None,
                 skip_constant_folding=not params.constant_folding,
                 skip_shape_inference=not params.shape_inference,
                 include_subgraph=params.include_subgraph,
@@ -82,15 +142,16 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
         ) from error
     if not ok:
         raise PassError("onnxsim's own check found outputs that differ from the original model")
-    result = from_proto(simplified)
-    got = _interface(result, drop=set())
-    if got != expected:
-        raise PassError(f"onnxsim changed the model's interface: {_difference(expected, got)}")
-    notes = []
-    if params.fold_weight_inputs and weight_inputs:
-        notes.append(f"{len(weight_inputs)} weights listed as inputs became constants")
-    modified = Signature.of(result) != before
-    return PassResult(result, modified=modified, notes=notes)
+    return simplified
+
+
+def _drop_weight_inputs(model: ir.Model) -> None:
+    kept = [v for v in model.graph.inputs if not v.is_initializer()]
+    if len(kept) != len(model.graph.inputs):
+        model.graph.inputs.clear()
+        model.graph.inputs.extend(kept)
+        # IR 3 requires every initializer to be an input too; onnxsim raises it likewise.
+        model.ir_version = max(model.ir_version, 4)
 
 
 Interface = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]

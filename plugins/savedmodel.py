@@ -434,7 +434,7 @@ class TensorFlowReference:
     inputs: dict[str, str]
     outputs: dict[str, str]
     nchw: frozenset[str] = frozenset()
-    _loaded: Any = dataclasses.field(default=None, repr=False)
+    _loaded: Any = dataclasses.field(default=None, init=False, repr=False)
 
     def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the signature on ``feeds`` and return its outputs by ONNX name."""

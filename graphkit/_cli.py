@@ -111,6 +111,17 @@ def _parser() -> argparse.ArgumentParser:
     recipes = command("recipes", "list the built-in recipes", with_plugins)
     recipes.set_defaults(run=_recipes)
 
+    demo = command(
+        "demo", "build stand-ins of the two signature models and convert them with the built-ins"
+    )
+    demo.add_argument(
+        "--workdir",
+        metavar="DIR",
+        default="graphkit-demo",
+        help="where to build the stand-ins and write the results (default: ./graphkit-demo)",
+    )
+    demo.set_defaults(run=_demo)
+
     inspect = command("inspect", "show a model's interface, ops, symbolic dims and size")
     inspect.add_argument("model", metavar="MODEL", help="an ONNX file")
     inspect.set_defaults(run=_inspect)
@@ -196,6 +207,13 @@ def _recipes(args: argparse.Namespace) -> int:
     width = max(map(len, found), default=0)
     for name, path in sorted(found.items()):
         print(f"{name:<{width}}  {recipe_summary(path)}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from graphkit_plugins.signature.demo import run_demo
+
+    run_demo(Path(args.workdir))
     return 0
 
 

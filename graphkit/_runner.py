@@ -17,7 +17,14 @@ from graphkit._frontends import Imported, SourceContext
 from graphkit._inspect import Signature, real_inputs
 from graphkit._model_io import save
 from graphkit._recipe import Recipe, Step, load_recipe
-from graphkit._verify import OrtModel, OutputParity, Verifier, VerifyOptions, load_real_inputs
+from graphkit._verify import (
+    OrtModel,
+    OutputParity,
+    ParityReport,
+    Verifier,
+    VerifyOptions,
+    load_real_inputs,
+)
 
 Echo = Callable[[str], None]
 
@@ -41,6 +48,7 @@ class ApplyResult:
     model: ir.Model
     output: Path | None
     steps: list[StepReport]
+    parity: ParityReport | None = None  # the final model against the reference, if verified
 
 
 def apply(
@@ -104,7 +112,9 @@ def apply(
             if report.modified and checkpoints.per_pass:
                 checkpoints.add(model, f"{step.label} ({step.place})")
 
-        failure = checkpoints.verify(model, imported, say) if recipe.verify else None
+        parity, failure = (
+            checkpoints.verify(model, imported, say) if recipe.verify else (None, None)
+        )
         if recipe.output is not None and (failure is None or keep_failed):
             for note in save(model, recipe.output, recipe.save):
                 say(f"  note: {note}")
@@ -114,7 +124,7 @@ def apply(
                 f"; the output was kept at {recipe.output}" if keep_failed and recipe.output else ""
             )
             raise ParityError(failure + kept)
-    return ApplyResult(model=model, output=recipe.output, steps=reports)
+    return ApplyResult(model=model, output=recipe.output, steps=reports, parity=parity)
 
 
 class _Checkpoints:
@@ -140,7 +150,9 @@ class _Checkpoints:
         save(model, path)
         self.saved.append((stage, path))
 
-    def verify(self, final: ir.Model, imported: Imported, say: Echo) -> str | None:
+    def verify(
+        self, final: ir.Model, imported: Imported, say: Echo
+    ) -> tuple[ParityReport, str | None]:
         """Compare the final model (and with per_pass, each checkpoint); describe any failure."""
         options = self.options
         assert options is not None
@@ -168,9 +180,9 @@ class _Checkpoints:
                 report = verifier.compare(stage, OrtModel(path))
                 bad = report.first_failure
                 if bad is not None:
-                    return f"parity broken by {stage}: {_failure(bad, options)}"
+                    return result, f"parity broken by {stage}: {_failure(bad, options)}"
         bad = result.first_failure
-        return None if bad is None else f"parity check failed: {_failure(bad, options)}"
+        return result, None if bad is None else f"parity check failed: {_failure(bad, options)}"
 
 
 def _failure(output: OutputParity, options: VerifyOptions) -> str:

@@ -321,7 +321,9 @@ def _zip_kind(path: Path) -> str | None:
 
 def _jit_load(torch: Any, path: Path) -> Any:
     try:
-        return torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated
+            return torch.jit.load(str(path), map_location="cpu")
     except Exception as error:
         raise ModelError(
             f"{path}: cannot read the TorchScript archive: {_first_line(error)}"
@@ -574,14 +576,18 @@ def _output_names(
 
 @contextlib.contextmanager
 def _quiet_torch() -> Iterator[None]:
-    """Hold back the exporters' progress lines, deprecation warnings and log messages."""
-    logger = logging.getLogger("torch.onnx")
+    """Hold back the exporters' progress lines, graph dumps, deprecation warnings and logs.
+
+    What matters of a failure reaches the user as the error's first line.
+    """
+    logger = logging.getLogger("torch")
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
         with (
             warnings.catch_warnings(),
             contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
         ):
             warnings.simplefilter("ignore")
             yield

@@ -127,6 +127,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 TINY_INPUTS = {"x": {"shape": [1, 4], "dtype": "float32"}}
 
 
+@pytest.fixture(scope="module")
+def tiny(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Imported:
+    """tiny.pt imported with the defaults, shared by the tests that only look at the result."""
+    return convert(project, "tiny.pt", tmp_path_factory.mktemp("tiny"), module="tiny.py:Tiny")
+
+
 def convert(folder: Path, checkpoint: str, tmp_path: Path, **options: Any) -> Imported:
     """Import ``folder/checkpoint`` with the torch frontend, as a recipe in ``folder`` would."""
     options.setdefault("inputs", TINY_INPUTS)
@@ -251,17 +257,28 @@ def test_detect_looks_inside_bin_files(project: Path, tmp_path: Path) -> None:
 
 @pytest.mark.torch
 @needs_torch
-@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
-def test_module_from_a_file_next_to_the_recipe(
-    project: Path, tmp_path: Path, exporter: str
-) -> None:
-    imported = convert(project, "tiny.pt", tmp_path, module="tiny.py:Tiny", exporter=exporter)
+def test_module_from_a_file_next_to_the_recipe(tiny: Imported) -> None:
+    assert interface(tiny.model) == (
+        ["x float32[1,4]"],
+        ["output0 float32[1,2]", "output1 float32[1]"],
+    )
+    assert_parity(tiny, x_feeds())
+    assert tiny.notes == [
+        "loaded 9 tensors into tiny.py:Tiny",
+        "exported with the dynamo exporter at opset 18",
+    ]
+
+
+@pytest.mark.torch
+@needs_torch
+def test_the_torchscript_exporter(project: Path, tmp_path: Path) -> None:
+    imported = convert(project, "tiny.pt", tmp_path, module="tiny.py:Tiny", exporter="torchscript")
     assert interface(imported.model) == (
         ["x float32[1,4]"],
         ["output0 float32[1,2]", "output1 float32[1]"],
     )
     assert_parity(imported, x_feeds())
-    assert f"exported with the {exporter} exporter at opset 18" in imported.notes
+    assert "exported with the torchscript exporter at opset 18" in imported.notes
 
 
 @pytest.mark.torch
@@ -622,13 +639,12 @@ def test_opset(project: Path, tmp_path: Path, exporter: str, opset: int) -> None
 
 @pytest.mark.torch
 @needs_torch
-def test_dynamo_export_shares_the_module_weights(project: Path, tmp_path: Path) -> None:
-    imported = convert(project, "tiny.pt", tmp_path, module="tiny.py:Tiny")
-    module = imported.reference.module  # type: ignore[union-attr]
+def test_dynamo_export_shares_the_module_weights(tiny: Imported) -> None:
+    module = tiny.reference.module  # type: ignore[union-attr]
     weights = {p.data_ptr() for p in module.parameters()}
     shared = [
         value.name
-        for value in imported.model.graph.initializers.values()
+        for value in tiny.model.graph.initializers.values()
         if isinstance(getattr(value.const_value, "raw", None), torch.Tensor)
         and value.const_value.raw.data_ptr() in weights
     ]
@@ -637,7 +653,9 @@ def test_dynamo_export_shares_the_module_weights(project: Path, tmp_path: Path) 
 
 @pytest.mark.torch
 @needs_torch
-def test_export_failure_is_one_line(project: Path, tmp_path: Path) -> None:
+def test_export_failure_is_one_line_and_nothing_else(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     torch.save({}, tmp_path / "empty_state.pt")
     (tmp_path / "tiny.py").write_text(TINY_MODELS)
     with pytest.raises(ModelError) as error:
@@ -649,6 +667,7 @@ def test_export_failure_is_one_line(project: Path, tmp_path: Path) -> None:
             inputs={"x": {"shape": [2]}},
         )
     message = str(error.value)
+    assert capfd.readouterr() == ("", "")  # no graph dumps, warnings or log lines
     assert "\n" not in message
     assert message.startswith(
         f"{tmp_path / 'empty_state.pt'}: the dynamo exporter failed: GuardOnDataDependentSymNode: "
@@ -660,16 +679,15 @@ def test_export_failure_is_one_line(project: Path, tmp_path: Path) -> None:
 
 @pytest.mark.torch
 @needs_torch
-def test_the_reference_is_keyed_by_onnx_names(project: Path, tmp_path: Path) -> None:
-    imported = convert(project, "tiny.pt", tmp_path, module="tiny.py:Tiny")
-    assert imported.reference is not None
-    outputs = imported.reference(x_feeds())
+def test_the_reference_is_keyed_by_onnx_names(tiny: Imported) -> None:
+    assert tiny.reference is not None
+    outputs = tiny.reference(x_feeds())
     assert list(outputs) == ["output0", "output1"]
     assert outputs["output0"].dtype == np.float32 and outputs["output0"].shape == (1, 2)
     with pytest.raises(
         ModelError, match=r"the torch reference needs inputs \['x'\]; it got \['y'\]"
     ):
-        imported.reference({"y": np.zeros((1, 4), np.float32)})
+        tiny.reference({"y": np.zeros((1, 4), np.float32)})
 
 
 # Recipes -----------------------------------------------------------------------------------------

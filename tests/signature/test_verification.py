@@ -5,15 +5,18 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 import graphkit_recipes
 import numpy as np
 import onnx
+import onnx_ir as ir
 import pytest
 
 import graphkit
+from graphkit import SourceContext
 from graphkit._cli import main
 from graphkit._recipes_index import builtin_recipes
 from tests.models import run
@@ -305,3 +308,38 @@ def test_the_result_meets_the_sdk_contract(converted: tuple[Path, str]) -> None:
         for name, want in zip(got, expected, strict=True):
             assert got[name].dtype == np.float32
             np.testing.assert_allclose(got[name], want.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.slow
+def test_dynamo_keeps_mish_whole(converted: tuple[Path, str]) -> None:
+    result, _ = converted
+    ops = Counter(node.op_type for node in onnx.load(result).graph.node)
+    assert ops["Mish"] == 14  # 7 blocks, 2 images
+    assert not {"Softplus", "Tanh"} & set(ops)
+
+
+@pytest.mark.slow
+def test_the_torchscript_exporter_converts_it_too(tmp_path: Path) -> None:
+    # setup: the recipe's own source options, with the other exporter
+    checkpoint = build_verification_checkpoint(tmp_path / "convnet_best_loss.pt")
+    recipe = graphkit.load_recipe(RECIPE)
+    assert recipe.source is not None
+    options = recipe.source.options.model_copy(update={"exporter": "torchscript"})
+    (tmp_path / "work").mkdir()
+    context = SourceContext(recipe_dir=tmp_path, workdir=tmp_path / "work")
+    # execute
+    imported = recipe.source.frontend.load(checkpoint, options, context)
+    # assert
+    assert "exported with the torchscript exporter at opset 18" in imported.notes
+    proto = ir.serde.serialize_model(imported.model)
+    assert [v.name for v in proto.graph.input] == ["input0", "input1"]
+    assert [v.name for v in proto.graph.output] == ["output0", "output1", "output2"]
+    assert imported.reference is not None
+    rng = np.random.default_rng(0)
+    feeds = {
+        name: rng.integers(0, 256, (150, 220), dtype=np.uint8) for name in ("input0", "input1")
+    }
+    want = imported.reference(feeds)
+    got = run(proto, feeds)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5, err_msg=name)

@@ -33,7 +33,7 @@ def find_recipe(
     """
     path = Path(name)
     text = os.fspath(name)
-    if path.exists() or path.suffix in (".yaml", ".yml") or os.sep in text or "/" in text:
+    if path.is_file() or path.suffix in (".yaml", ".yml") or os.sep in text or "/" in text:
         return path, False
     found = builtin_recipes(plugin_files)
     if text in found:

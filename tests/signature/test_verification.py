@@ -214,11 +214,6 @@ def test_the_recipe_reads_the_original_layout(in_other_dir: Path) -> None:
     assert overridden.source.path == Path("downloads/model.pt")
 
 
-@pytest.mark.xfail(
-    reason="find_recipe takes any existing path for a recipe file, so the folder "
-    "signature-verification/ hides the built-in recipe of that name; it should take files only",
-    strict=True,
-)
 def test_the_recipe_runs_by_name_in_the_original_layout(
     in_other_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

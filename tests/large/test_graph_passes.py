@@ -63,6 +63,8 @@ def test_loading_and_graph_passes_never_open_the_data_file(
             assert watch.events() == [], name
         _check_graph(model)
         assert watch.events() == [], "onnx's checker on the graph"
+        _run(model, "check", {})
+        assert watch.events() == [], "check, which looks at the data file's size"
         assert _external(model) == ["W", "gain"]
 
         # the watch does see the file being read: saving copies it

@@ -93,6 +93,28 @@ def test_external_data_is_not_read_into_memory(source: Path, tmp_path: Path) -> 
     assert (tmp_path / "out" / DATA_NAME).stat().st_size == sum(t.nbytes for t in tensors)
 
 
+def test_a_recipe_copies_the_weights_to_its_output(
+    source: Path, tmp_path: Path, in_other_dir: Path
+) -> None:
+    # setup
+    lines: list[str] = []
+    out = tmp_path / "out" / "model.onnx"
+
+    # execute
+    graphkit.apply(
+        {"version": 1, "passes": [{"fix_dims": {"dims": {"unk__127": 1}}}, "check"]},
+        source=source,
+        output=out,
+        echo=lines.append,
+    )
+
+    # assert
+    assert "  note: weights kept as external data in model.onnx.data" in lines
+    assert data_files(out.parent) == [DATA_NAME]
+    assert _locations(out) == {"W": DATA_NAME, "gain": DATA_NAME}
+    np.testing.assert_allclose(_outputs(out), _outputs(external_model()), rtol=1e-6)
+
+
 def test_a_named_data_file(source: Path, tmp_path: Path, in_other_dir: Path) -> None:
     out = tmp_path / "out" / "model.onnx"
     graphkit.save(graphkit.load(source), out, SaveOptions(external_data="weights.bin"))

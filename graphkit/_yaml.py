@@ -2,8 +2,9 @@
 
 Recipes are untrusted input: only YAML's standard scalar, sequence and mapping
 types are accepted (no ``!!python`` tags, no merge keys), duplicate keys are
-errors, and the size of the file and of its expansion through aliases is
-capped so an "alias bomb" is refused quickly.
+errors, and the size of the file, its nesting depth and its expansion through
+aliases are capped, so an "alias bomb" or a self-referencing anchor is refused
+quickly.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from graphkit._errors import RecipeError
 
 MAX_BYTES = 1 << 20
 MAX_VALUES = 100_000
+#: Recipes nest a few levels; an anchor that refers to itself would nest forever.
+MAX_DEPTH = 64
 
 Path_ = tuple[str | int, ...]
 
@@ -53,14 +56,21 @@ def load_yaml(text: str, filename: str) -> Located:
     """
     if len(text.encode("utf-8", "replace")) > MAX_BYTES:
         raise RecipeError(f"{filename}: larger than {MAX_BYTES // 1024} KiB; not a recipe")
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader checks every character as the loader is made: it can fail here too.
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as error:
+        raise RecipeError(_reader_error(error, text, filename)) from None
     try:
         try:
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as error:
             raise RecipeError(_syntax_error(error, filename)) from None
+        except yaml.reader.ReaderError as error:
+            raise RecipeError(_reader_error(error, text, filename)) from None
         except yaml.YAMLError as error:
-            raise RecipeError(f"{filename}: YAML syntax error: {error}") from None
+            message = " ".join(str(error).split())
+            raise RecipeError(f"{filename}: YAML syntax error: {message}") from None
         except RecursionError:
             raise RecipeError(f"{filename}: YAML nested too deeply") from None
         located = Located(None, {}, {})
@@ -91,6 +101,9 @@ class _Builder:
             self.count += 1
             if self.count > MAX_VALUES:
                 raise self.fail(node, f"more than {MAX_VALUES} values (an alias bomb?); refused")
+            if len(path) > MAX_DEPTH:
+                # Also stops an anchor that contains itself, which would nest without end.
+                raise self.fail(node, f"nested deeper than {MAX_DEPTH} levels; refused")
             self.located.values.setdefault(path, _place(node))
             if isinstance(node, yaml.ScalarNode):
                 parent[slot] = self.scalar(node)
@@ -129,11 +142,15 @@ class _Builder:
         if node.style is None and node.tag == _STR_TAG and _EXPONENT_FLOAT.match(node.value):
             return float(node.value)
         try:
-            return self.loader.construct_object(node, deep=True)
+            value = self.loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError:
             raise self.fail(node, f"unsupported YAML tag {_short(node.tag)}; refused") from None
         except (ValueError, TypeError) as error:
             raise self.fail(node, f"invalid value: {error}") from None
+        if isinstance(value, str) and not _is_utf8(value):
+            # "\ud800" escapes parse, but no model, file name or terminal can hold them.
+            raise self.fail(node, f"invalid value: {value!r} holds a lone surrogate")
+        return value
 
     def check_tag(self, node: yaml.Node) -> None:
         if node.tag not in _STANDARD_COLLECTION_TAGS:
@@ -151,6 +168,22 @@ def _syntax_error(error: yaml.MarkedYAMLError, filename: str) -> str:
             f" ({error.context} that began at line {start.line + 1}, column {start.column + 1})"
         )
     return message
+
+
+def _reader_error(error: yaml.reader.ReaderError, text: str, filename: str) -> str:
+    before = text[: error.position]
+    line = before.count("\n") + 1
+    column = error.position - (before.rfind("\n") + 1) + 1
+    character = f"#x{error.character:04x}" if isinstance(error.character, int) else "a byte"
+    return f"{filename}:{line}:{column}: YAML syntax error: unacceptable character {character}"
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _short(tag: str) -> str:

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import onnx
 import onnx_ir as ir
@@ -55,6 +55,12 @@ def load(path: str | os.PathLike[str]) -> ir.Model:
     try:
         proto.ParseFromString(path.read_bytes())
     except (DecodeError, RuntimeError, ValueError) as error:
+        if "MaxDepth" in str(error):
+            # protobuf's own cap: about 32 levels of subgraphs, each three messages deep.
+            raise ModelError(
+                f"{path}: messages nested too deeply for protobuf to read "
+                f"(subgraphs nested over {MAX_GRAPH_DEPTH} levels?); refused"
+            ) from None
         raise ModelError(f"{path}: not an ONNX model, or a damaged one ({error})") from None
     if not proto.HasField("graph") or proto.ir_version <= 0:
         raise ModelError(f"{path}: not an ONNX model (no graph or no IR version)")
@@ -62,7 +68,7 @@ def load(path: str | os.PathLike[str]) -> ir.Model:
     try:
         model = ir.serde.deserialize_model(proto)
     except Exception as error:
-        raise ModelError(f"{path}: cannot read the model: {error}") from error
+        raise ModelError(f"{path}: cannot read the model: {_root_cause(error)}") from error
     ir.external_data.set_base_dir(model.graph, path.parent)
     problem = integrity_problem(model)
     if problem:
@@ -378,48 +384,93 @@ def _undefined(value: ir.Value) -> bool:
 
 
 def _check_tensor_locations(proto: onnx.ModelProto, path: Path) -> None:
-    """Refuse external data outside the model's folder, and too deep nesting, before parsing on."""
+    """Refuse external data outside the model's folder, too deep nesting, and what would be lost.
+
+    Every place a tensor can hide is visited: initializers, tensor attributes
+    (Constant values), subgraphs, function bodies and their attribute
+    defaults. Sparse tensors and training graphs, which onnx_ir would drop on
+    the way to the output, are refused. The walk uses a list, not recursion,
+    so no nesting exhausts the interpreter's stack.
+    """
     folder = path.parent.resolve()
-    stack: list[tuple[onnx.GraphProto, int]] = [(proto.graph, 1)]
-    stack.extend((f_graph, 1) for f_graph in _function_graphs(proto))
-    while stack:
-        graph, depth = stack.pop()
-        if depth > MAX_GRAPH_DEPTH:
-            raise ModelError(f"{path}: subgraphs nested deeper than {MAX_GRAPH_DEPTH} levels")
-        tensors = list(graph.initializer)
-        for node in graph.node:
-            for attribute in node.attribute:
-                if attribute.HasField("t"):
-                    tensors.append(attribute.t)
-                tensors.extend(attribute.tensors)
-                if attribute.HasField("g"):
-                    stack.append((attribute.g, depth + 1))
-                stack.extend((g, depth + 1) for g in attribute.graphs)
+    if proto.training_info:
+        # onnx_ir does not read them, so saving would silently drop them.
+        raise ModelError(f"{path}: models with training information are not supported")
+    graphs: list[tuple[onnx.GraphProto | onnx.FunctionProto, int]] = [(proto.graph, 1)]
+    attributes: list[tuple[onnx.AttributeProto, int]] = []
+    for function in proto.functions:
+        graphs.append((function, 1))
+        attributes.extend((a, 1) for a in function.attribute_proto)
+    while graphs or attributes:
+        if attributes:
+            attribute, depth = attributes.pop()
+            tensors = [attribute.t] if attribute.HasField("t") else []
+            tensors.extend(attribute.tensors)
+            if attribute.HasField("sparse_tensor") or attribute.sparse_tensors:
+                raise ModelError(
+                    f"{path}: attribute {attribute.name!r} holds a sparse tensor; "
+                    "sparse tensors are not supported"
+                )
+            if attribute.HasField("g"):
+                graphs.append((attribute.g, depth + 1))
+            graphs.extend((g, depth + 1) for g in attribute.graphs)
+        else:
+            graph, depth = graphs.pop()
+            if depth > MAX_GRAPH_DEPTH:
+                raise ModelError(f"{path}: subgraphs nested deeper than {MAX_GRAPH_DEPTH} levels")
+            tensors = []
+            if isinstance(graph, onnx.GraphProto):
+                if graph.sparse_initializer:
+                    names = ", ".join(repr(t.values.name) for t in graph.sparse_initializer[:3])
+                    raise ModelError(
+                        f"{path}: sparse initializers ({names}) are not supported; "
+                        "graphkit would lose them"
+                    )
+                tensors = list(graph.initializer)
+            attributes.extend((a, depth) for node in graph.node for a in node.attribute)
         for tensor in tensors:
             if tensor.data_location == onnx.TensorProto.EXTERNAL:
                 _check_location(tensor, folder, path)
 
 
-def _function_graphs(proto: onnx.ModelProto) -> Iterator[onnx.GraphProto]:
-    # Function bodies are node lists, not graphs; wrap them so one walk covers both.
-    for function in proto.functions:
-        yield onnx.GraphProto(node=function.node)
-
-
 def _check_location(tensor: onnx.TensorProto, folder: Path, path: Path) -> None:
+    keys = [entry.key for entry in tensor.external_data]
     info = {entry.key: entry.value for entry in tensor.external_data}
     location = info.get("location", "")
     where = f"{path}: tensor {tensor.name!r} keeps its data in {location!r}"
+    if len(keys) != len(info):
+        # Readers disagree on which of two entries counts; the checked one might not be read.
+        raise ModelError(f"{where}: its external data names a key twice; refused")
     if not location:
         raise ModelError(f"{where}: external data without a location")
-    if os.path.isabs(location) or ".." in Path(location).parts:
+    if "\0" in location:
+        raise ModelError(f"{where}: the location holds a NUL character; refused")
+    # A model is read on every system: "..\\x" and "C:x" escape the folder on Windows.
+    windows = PureWindowsPath(location)
+    if (
+        os.path.isabs(location)
+        or windows.is_absolute()
+        or windows.drive
+        or ".." in Path(location).parts
+        or ".." in windows.parts
+    ):
         raise ModelError(f"{where}, outside the model's folder; refused")
     resolved = (folder / location).resolve()
     if not resolved.is_relative_to(folder):
         raise ModelError(f"{where}, which links outside the model's folder; refused")
+    if resolved == folder or (resolved.exists() and not resolved.is_file()):
+        # A folder, a FIFO or a device: reading it fails or never ends.
+        raise ModelError(f"{where}, which is not a regular file; refused")
     for key in ("offset", "length"):
         if key in info and (not info[key].isdigit()):
             raise ModelError(f"{where}: its {key} {info[key]!r} is not a non-negative integer")
+
+
+def _root_cause(error: BaseException) -> str:
+    """The innermost message of an error chain: onnx_ir wraps the real problem in layers."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def to_proto(model: ir.Model) -> onnx.ModelProto:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import onnx
 import onnx_ir as ir
+from graphkit_plugins import _onnx_child
 
 from graphkit import PassError
 from graphkit._model_io import call_on_graph
@@ -43,12 +44,14 @@ def infer(model: ir.Model, *, data_prop: bool = True, strict: bool = True) -> No
     """
 
     def run(proto: onnx.ModelProto) -> onnx.ModelProto:
-        return onnx.shape_inference.infer_shapes(
+        return _onnx_child.infer_shapes(
             proto, check_type=True, strict_mode=strict, data_prop=data_prop
         )
 
     try:
         inferred = call_on_graph(model, run, rebuild=True)
+    except _onnx_child.ToolCrashed as error:
+        raise PassError(f"shape inference failed: {error} on this model; it is invalid") from None
     except (
         onnx.shape_inference.InferenceError,
         onnx.checker.ValidationError,

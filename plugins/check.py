@@ -26,6 +26,7 @@ def check(model: ir.Model, params: CheckParams) -> PassResult:
     long enough for the tensors that point into it. Changes nothing.
     """
     import onnx
+    from graphkit_plugins import _onnx_child
 
     from graphkit._model_io import call_on_graph, integrity_problem
 
@@ -34,10 +35,12 @@ def check(model: ir.Model, params: CheckParams) -> PassResult:
         raise PassError(problem)
 
     def run(proto: onnx.ModelProto) -> None:
-        onnx.checker.check_model(proto, full_check=params.full)
+        _onnx_child.check_model(proto, full_check=params.full)
 
     try:
         call_on_graph(model, run, rebuild=False)
+    except _onnx_child.ToolCrashed as error:
+        raise PassError(f"the model is invalid: {error} on it") from None
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         raise PassError(f"the model is invalid: {' '.join(str(error).split())}") from None
     return PassResult(model, modified=False)

@@ -14,6 +14,13 @@ if TYPE_CHECKING:
     import onnx_ir as ir
 
 _NO_ADAPTER = re.compile(r"No Adapter (To|From) Version \$(\d+) for (\w+)")
+_NO_PREVIOUS = re.compile(r"No Previous Version of (\w+) exists")
+_TYPE_NOT_ALLOWED = re.compile(
+    r"DataType \((\d+)\) of Input or Output of operator '(\w+)' "
+    r"is unallowed for Opset Version (\d+)"
+)
+# onnx's C++ assertions read "file.h:48: function: Assertion `expression` failed: message".
+_ASSERTION = re.compile(r"^\S+:\d+: \w+: Assertion `.*?` failed: ", re.DOTALL)
 
 # Before opset 13 these ops normalise over every axis from ``axis`` on (the
 # input flattened to 2-D); from 13 on, over ``axis`` alone. onnx's converter
@@ -39,7 +46,7 @@ def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
     opset needs a newer one. Weights are not serialised for the converter.
     """
     import onnx
-    import onnx.version_converter
+    from graphkit_plugins import _onnx_child
 
     from graphkit._model_io import call_on_graph
 
@@ -69,10 +76,14 @@ def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
         )
 
     def convert(proto: onnx.ModelProto) -> onnx.ModelProto:
-        return onnx.version_converter.convert_version(proto, target)
+        return _onnx_child.convert_version(proto, target)
 
     try:
         converted = call_on_graph(model, convert, rebuild=True)
+    except _onnx_child.ToolCrashed as error:
+        raise PassError(
+            f"cannot convert opset {current} to {target}: {error} on this model; it is invalid"
+        ) from None
     except (RuntimeError, onnx.checker.ValidationError, IndexError) as error:
         raise PassError(_explain(str(error), current, target)) from None
     assert converted is not None
@@ -117,8 +128,30 @@ def _explain(message: str, current: int, target: int) -> str:
             f"cannot convert opset {current} to {target}: onnx's version converter has no "
             f"adapter for {op} {direction.lower()} opset {version}"
         )
-    detail = " ".join(message.split())
+    found = _NO_PREVIOUS.search(message)
+    if found:
+        return (
+            f"cannot convert opset {current} to {target}: {found.group(1)} has no earlier "
+            "version to convert to"
+        )
+    found = _TYPE_NOT_ALLOWED.search(message)
+    if found:
+        dtype, op, version = found.groups()
+        return (
+            f"cannot convert opset {current} to {target}: {op} does not accept "
+            f"{_dtype_name(int(dtype))} at opset {version}"
+        )
+    detail = " ".join(_ASSERTION.sub("", message).split())
     return f"cannot convert opset {current} to {target}: {detail}"
+
+
+def _dtype_name(number: int) -> str:
+    import onnx_ir as ir
+
+    try:
+        return ir.DataType(number).name.lower()
+    except ValueError:
+        return f"data type {number}"
 
 
 @hookimpl

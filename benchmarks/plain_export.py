@@ -15,10 +15,13 @@ def main(checkpoint: str, output: str) -> None:
     model = SiameseModel()
     model.load_state_dict(torch.load(checkpoint, weights_only=True)["model"])
     model.eval()
-    image = torch.zeros(HEIGHT, WIDTH, dtype=torch.uint8)
+    # Two distinct tensors: given one tensor twice, the exported model computed the first
+    # embedding from the second input.
+    first = torch.zeros(HEIGHT, WIDTH, dtype=torch.uint8)
+    second = torch.full((HEIGHT, WIDTH), 255, dtype=torch.uint8)
     torch.onnx.export(
         model,
-        (image, image),
+        (first, second),
         output,
         input_names=["input0", "input1"],
         output_names=["output0", "output1", "output2"],

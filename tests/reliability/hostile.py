@@ -68,7 +68,11 @@ def with_scan(opset: int = 13) -> onnx.ModelProto:
         ],
     )
     graph = helper.make_graph(
-        [helper.make_node("Scan", ["start", "x"], ["total", "scaled"], body=body, num_scan_inputs=1)],
+        [
+            helper.make_node(
+                "Scan", ["start", "x"], ["total", "scaled"], body=body, num_scan_inputs=1
+            )
+        ],
         "with_scan",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", 2])],
         [
@@ -94,9 +98,8 @@ def nested_if(depth: int, opset: int = 13) -> onnx.ModelProto:
     """
 
     def leaf(name: str, node: onnx.NodeProto) -> onnx.GraphProto:
-        return helper.make_graph(
-            [node], name, [], [helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, ["N"])]
-        )
+        output = helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, ["N"])
+        return helper.make_graph([node], name, [], [output])
 
     inner = leaf(f"then{depth}", helper.make_node("Add", ["x", "k"], [f"out{depth}"]))
     for level in range(depth - 1, 0, -1):
@@ -119,7 +122,7 @@ def nested_if(depth: int, opset: int = 13) -> onnx.ModelProto:
 
 
 def converter_crasher() -> onnx.ModelProto:
-    """An Unsqueeze whose ``axes`` is an int, not ints: onnx 1.23's converter segfaults on 11 -> 18."""
+    """An Unsqueeze with an int ``axes``, not ints: onnx 1.23's converter segfaults at 11->18."""
     return onnx.parser.parse_model(
         """<ir_version: 8, opset_import: ["" : 11]>
         g (float[2, 3] x) => (float[1, 2, 3] y) { y = Unsqueeze <axes: int = 0> (x) }"""

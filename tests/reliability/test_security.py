@@ -117,8 +117,14 @@ def test_deep_nesting_is_refused_without_a_recursion_traceback(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("version: 1\nname: a\x00b\n", "r.yaml:2:8: YAML syntax error: unacceptable character #x0000"),
-        ('version: 1\nname: "\\ud800"\n', "r.yaml:2:7: invalid value: '\\ud800' holds a lone surrogate"),
+        (
+            "version: 1\nname: a\x00b\n",
+            "r.yaml:2:8: YAML syntax error: unacceptable character #x0000",
+        ),
+        (
+            'version: 1\nname: "\\ud800"\n',
+            "r.yaml:2:7: invalid value: '\\ud800' holds a lone surrogate",
+        ),
     ],
     ids=["nul", "lone-surrogate"],
 )
@@ -185,7 +191,7 @@ def test_a_recipe_argument_that_names_a_module_imports_nothing(probe: Path, cli:
 def test_tools_run_in_a_helper_process_do_not_import_from_the_working_folder(
     tmp_path: Path,
 ) -> None:
-    """A downloaded folder holding an ``onnx.py`` must not stand in for onnx in the helper process."""
+    """A downloaded folder holding ``onnx.py`` must not stand in for onnx in the helper process."""
     marker = tmp_path / "imported"
     (tmp_path / "onnx.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     write(tf2onnx_like(), tmp_path / "m.onnx")
@@ -386,9 +392,7 @@ def _with_sparse_initializer() -> onnx.ModelProto:
 def _with_training_info() -> onnx.ModelProto:
     model = identity_model()
     model.training_info.add().initialization.CopyFrom(
-        helper.make_graph(
-            [], "init", [], [], [external_tensor("v", ("location", "../secret.bin"))]
-        )
+        helper.make_graph([], "init", [], [], [external_tensor("v", ("location", "../secret.bin"))])
     )
     return model
 
@@ -417,7 +421,7 @@ def test_a_data_file_name_outside_the_output_folder_is_refused(
 def test_links_in_the_output_folder_are_replaced_never_written_through(
     tmp_path: Path, cli: Cli
 ) -> None:
-    """Both the model file and its data file name links to files elsewhere; those stay as they were."""
+    """The model and data file names are links to files elsewhere; those stay as they were."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "model").write_bytes(b"not yours")

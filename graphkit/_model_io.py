@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PureWindowsPath
@@ -99,6 +100,7 @@ def save(
     options = options or SaveOptions()
     path = Path(path)
     notes: list[str] = []
+    _check_replaceable(path)
     data_name = _external_data_name(model, path, options, notes)
     problem = _missing_external_data(model)
     if problem:
@@ -113,7 +115,11 @@ def save(
         written = _write_staged(model, staging / path.name, data_name, options, notes)
         # The data first: a model file never names data that is not there yet.
         files = sorted(staging.iterdir(), key=lambda p: p.name == path.name)
-        backed = _reading(model, _file_ids(folder / f.name for f in files))
+        destinations = [folder / f.name for f in files]
+        for destination in destinations:
+            _check_replaceable(destination)
+        _check_not_anothers_data(model, path, destinations)
+        backed = _reading(model, _file_ids(destinations))
         try:
             for file in files:
                 os.replace(file, folder / file.name)
@@ -123,6 +129,74 @@ def save(
         shutil.rmtree(staging, ignore_errors=True)
     _repoint(model, written, backed, folder)
     return notes
+
+
+def _check_replaceable(path: Path) -> None:
+    """Refuse to replace anything but a regular file (a FIFO, a device, a symlink, a folder)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise ModelError(f"{path}: cannot write the model: {error}") from error
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(mode)
+            else "a symbolic link"
+            if stat.S_ISLNK(mode)
+            else "not a regular file"
+        )
+        raise ModelError(
+            f"{path}: exists and is {kind}; outputs are written by renaming new files into "
+            "place, which would replace it"
+        )
+
+
+def _check_not_anothers_data(model: ir.Model, path: Path, destinations: list[Path]) -> None:
+    """Refuse to replace a data file the model reads, unless it belongs to the output replaced.
+
+    Saving over the model's own source replaces its data with the rest of it;
+    but a source may keep its weights in a file that happens to bear the
+    output's data name, and replacing that would change the source.
+    """
+    read = {_file_id(t.path) for t in _external_tensors(model)}
+    clashing = [d for d in destinations if d != path and _file_id(d) in read]
+    if not clashing:
+        return
+    owned = _data_locations(path)
+    for destination in clashing:
+        if destination.name not in owned:
+            raise ModelError(
+                f"{path}: its external data would replace {destination}, from which the "
+                "model reads its weights; choose another file name with save.external_data, "
+                "or write to another folder"
+            )
+
+
+def _data_locations(path: Path) -> set[str]:
+    """The external data files the ONNX file at ``path`` names, if it is one."""
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(path.read_bytes())
+    except (OSError, DecodeError, RuntimeError, ValueError):
+        return set()
+    locations = set()
+    stack = [proto.graph, *(onnx.GraphProto(node=f.node) for f in proto.functions)]
+    while stack:
+        graph = stack.pop()
+        tensors = list(graph.initializer)
+        for node in graph.node:
+            for attribute in node.attribute:
+                if attribute.HasField("t"):
+                    tensors.append(attribute.t)
+                tensors.extend(attribute.tensors)
+                if attribute.HasField("g"):
+                    stack.append(attribute.g)
+                stack.extend(attribute.graphs)
+        for tensor in tensors:
+            locations.update(e.value for e in tensor.external_data if e.key == "location")
+    return locations
 
 
 def _external_data_name(

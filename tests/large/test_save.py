@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tracemalloc
 from pathlib import Path
 
@@ -370,3 +371,51 @@ class TestTheTwoGibLimit:
             "saved as external data in model.onnx.data" in lines
         )
         assert data_files(tmp_path / "out") == [DATA_NAME]
+
+
+def test_the_sources_data_file_is_never_replaced(tmp_path: Path, in_other_dir: Path) -> None:
+    """A source may keep its weights in a file named like the output's data: out.onnx.data."""
+    # setup
+    source = tmp_path / "m.onnx"
+    write_external(external_model(), tmp_path)  # tmp_path/model.onnx + model.onnx.data
+    (tmp_path / "model.onnx").rename(source)
+    before = snapshot(tmp_path)
+    model = graphkit.load(source)
+
+    # execute: the output model.onnx would write its data to model.onnx.data
+    with pytest.raises(ModelError, match=r"would replace .*model\.onnx\.data, from which"):
+        graphkit.save(model, tmp_path / "model.onnx")
+
+    # assert
+    assert snapshot(tmp_path) == before
+    graphkit.save(model, tmp_path / "model.onnx", SaveOptions(external_data="model.weights"))
+    np.testing.assert_allclose(_outputs(source), _outputs(external_model()), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "folder"])
+def test_an_output_that_is_not_a_regular_file_is_refused(kind: str, tmp_path: Path) -> None:
+    # setup
+    out = tmp_path / "out.onnx"
+    if kind == "fifo":
+        os.mkfifo(out)
+    elif kind == "symlink":
+        (tmp_path / "elsewhere.onnx").write_bytes(b"kept")
+        out.symlink_to(tmp_path / "elsewhere.onnx")
+    else:
+        out.mkdir()
+    before = sorted(os.listdir(tmp_path))
+
+    # execute / assert
+    with pytest.raises(ModelError, match="exists and is"):
+        graphkit.save(as_ir(external_model()), out)
+    assert sorted(os.listdir(tmp_path)) == before
+    mode = out.lstat().st_mode
+    assert {"fifo": stat.S_ISFIFO, "symlink": stat.S_ISLNK, "folder": stat.S_ISDIR}[kind](mode)
+
+
+def test_a_data_file_that_is_a_folder_is_refused(source: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / DATA_NAME).mkdir(parents=True)
+    with pytest.raises(ModelError, match=r"model\.onnx\.data: exists and is a folder"):
+        graphkit.save(graphkit.load(source), out / "model.onnx")
+    assert os.listdir(out) == [DATA_NAME]

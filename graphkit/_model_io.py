@@ -132,24 +132,22 @@ def save(
 
 
 def _check_replaceable(path: Path) -> None:
-    """Refuse to replace anything but a regular file (a FIFO, a device, a symlink, a folder)."""
+    """Refuse to replace anything but a file: a FIFO, a device or a folder, or a link to one.
+
+    A link to a file is replaced like a file (its target is left as it was).
+    """
     try:
-        mode = os.lstat(path).st_mode
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
-        return
+        return  # nothing there, or a dangling link
     except OSError as error:
         raise ModelError(f"{path}: cannot write the model: {error}") from error
     if not stat.S_ISREG(mode):
-        kind = (
-            "a folder"
-            if stat.S_ISDIR(mode)
-            else "a symbolic link"
-            if stat.S_ISLNK(mode)
-            else "not a regular file"
-        )
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        link = " (through a symbolic link)" if path.is_symlink() else ""
         raise ModelError(
-            f"{path}: exists and is {kind}; outputs are written by renaming new files into "
-            "place, which would replace it"
+            f"{path}: exists and is {kind}{link}; outputs are written by renaming new files "
+            "into place, which would replace it"
         )
 
 

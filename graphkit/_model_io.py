@@ -94,8 +94,11 @@ def save(
         Notes for the user, such as why external data was used.
 
     Raises:
-        ModelError: the model cannot be written as asked, or external data it
-            reads from is missing.
+        ModelError: the model cannot be written as asked; external data it
+            reads from is missing; the output or its data file exists and is
+            not a file (a FIFO, a device, a folder); or the output's data
+            would replace a file the model reads from that belongs to another
+            model (its source).
     """
     options = options or SaveOptions()
     path = Path(path)

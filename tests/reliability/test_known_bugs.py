@@ -244,6 +244,82 @@ def test_cleanup_keeps_weights_used_only_inside_subgraphs(kind: str) -> None:
         np.testing.assert_array_equal(value, expected[name])
 
 
+IDENTITY_OUTPUTS = {
+    "identity-of-an-output": """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[N, 2] x) => (float[N, 2] a, float[N, 2] b) { a = Relu(x)  b = Identity(a) }""",
+    "identity-of-an-output-first": """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[N, 2] x) => (float[N, 2] b, float[N, 2] a) { a = Relu(x)  b = Identity(a) }""",
+    "identity-chain-of-outputs": """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[N, 2] x) => (float[N, 2] a, float[N, 2] b) { a = Identity(x)  b = Identity(a) }""",
+}
+
+
+@pytest.mark.parametrize("case", IDENTITY_OUTPUTS)
+def test_cleanup_keeps_an_output_that_is_an_identity_of_another(case: str) -> None:
+    """onnx-ir 1.1's IdentityEliminationPass merges outputs ``a`` and ``b = Identity(a)``.
+
+    The outputs ``[a, b]`` became ``[b, b]``: one output gone, its name on the
+    other. Found by fuzzing graphkit's passes.
+    """
+    from onnx_ir.passes.common import IdentityEliminationPass
+
+    anchor = IdentityEliminationPass()(as_ir(from_text(IDENTITY_OUTPUTS[case]))).model
+    names = [v.name for v in anchor.graph.outputs]
+    still_broken(len(set(names)) < len(names), "onnx-ir identity elimination merging outputs")
+
+    cleaned = serialized(cleanup(as_ir(from_text(IDENTITY_OUTPUTS[case]))))
+
+    original = from_text(IDENTITY_OUTPUTS[case])
+    assert [o.name for o in cleaned.graph.output] == [o.name for o in original.graph.output]
+    x = np.array([[1, -2], [-3, 4]], np.float32)
+    assert {k: v.tolist() for k, v in run(cleaned, {"x": x}).items()} == {
+        k: v.tolist() for k, v in run(original, {"x": x}).items()
+    }
+
+
+def test_cleanup_keeps_an_identity_of_an_outer_value_in_a_body() -> None:
+    """onnx-ir 1.1's IdentityEliminationPass fails on a body's ``Identity(r)``, ``r`` outside."""
+    then_branch = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["r"], ["t"])],
+        "then",
+        [],
+        [onnx.helper.make_tensor_value_info("t", onnx.TensorProto.FLOAT, [2])],
+    )
+    else_branch = onnx.helper.make_graph(
+        [onnx.helper.make_node("Neg", ["r"], ["e"])],
+        "else",
+        [],
+        [onnx.helper.make_tensor_value_info("e", onnx.TensorProto.FLOAT, [2])],
+    )
+    graph = onnx.helper.make_graph(
+        [
+            onnx.helper.make_node("Relu", ["x"], ["r"]),
+            onnx.helper.make_node(
+                "If", ["c"], ["y"], then_branch=then_branch, else_branch=else_branch
+            ),
+        ],
+        "outer",
+        [
+            onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2]),
+            onnx.helper.make_tensor_value_info("c", onnx.TensorProto.BOOL, []),
+        ],
+        [
+            onnx.helper.make_tensor_value_info("r", onnx.TensorProto.FLOAT, [2]),
+            onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2]),
+        ],
+    )
+    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    onnx.checker.check_model(proto, full_check=True)
+
+    cleaned = serialized(cleanup(as_ir(proto)))
+
+    assert [o.name for o in cleaned.graph.output] == ["r", "y"]
+    for c in (True, False):
+        feeds = {"x": np.array([1, -1], np.float32), "c": np.array(c)}
+        for name, value in run(proto, feeds).items():
+            np.testing.assert_array_equal(run(cleaned, feeds)[name], value)
+
+
 # -- the version converter ------------------------------------------------------------------------
 
 

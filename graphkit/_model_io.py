@@ -10,12 +10,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import logging
 import os
 import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PureWindowsPath
+from typing import Any
 
 import onnx
 import onnx_ir as ir
@@ -66,8 +68,11 @@ def load(path: str | os.PathLike[str]) -> ir.Model:
     if not proto.HasField("graph") or proto.ir_version <= 0:
         raise ModelError(f"{path}: not an ONNX model (no graph or no IR version)")
     _check_tensor_locations(proto, path)
+    _check_text(proto, path)
     try:
-        model = ir.serde.deserialize_model(proto)
+        # onnx_ir logs what it finds wrong; integrity_problem says it once, as the error.
+        with _quiet("onnx_ir"):
+            model = ir.serde.deserialize_model(proto)
     except Exception as error:
         raise ModelError(f"{path}: cannot read the model: {_root_cause(error)}") from error
     ir.external_data.set_base_dir(model.graph, path.parent)
@@ -539,6 +544,59 @@ def _check_location(tensor: onnx.TensorProto, folder: Path, path: Path) -> None:
     for key in ("offset", "length"):
         if key in info and (not info[key].isdigit()):
             raise ModelError(f"{where}: its {key} {info[key]!r} is not a non-negative integer")
+
+
+def _check_text(proto: onnx.ModelProto, path: Path) -> None:
+    """Refuse names and other text fields that are not valid UTF-8.
+
+    protobuf hands such a field over as ``bytes`` instead of ``str``; onnx_ir
+    keeps it, and every later use of the name (a comparison, a sort, a
+    message) fails. Tensor contents are not visited: reading them from Python
+    would copy them.
+    """
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(proto, ())]
+    while stack:
+        message, where = stack.pop()
+        if isinstance(message, onnx.TensorProto):
+            texts = [("name", message.name), ("doc_string", message.doc_string)]
+            texts += [("external_data", e.key) for e in message.external_data]
+            texts += [("external_data", e.value) for e in message.external_data]
+            for name, text in texts:
+                if isinstance(text, bytes):
+                    raise ModelError(f"{path}: {_field_path((*where, name))} is not UTF-8 text")
+            continue
+        for field, value in message.ListFields():
+            if field.type == field.TYPE_STRING:
+                texts = value if field.is_repeated else [value]
+                if any(isinstance(text, bytes) for text in texts):
+                    raise ModelError(
+                        f"{path}: {_field_path((*where, field.name))} is not UTF-8 text"
+                    )
+            elif field.type == field.TYPE_MESSAGE:
+                if field.is_repeated:
+                    stack.extend((item, (*where, field.name, i)) for i, item in enumerate(value))
+                else:
+                    stack.append((value, (*where, field.name)))
+
+
+def _field_path(parts: tuple[Any, ...]) -> str:
+    """``graph.node[2].op_type`` from ``("graph", "node", 2, "op_type")``."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Hold back a library's log messages below errors while the block runs."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _root_cause(error: BaseException) -> str:

@@ -39,11 +39,27 @@ def _folder(path: Path) -> None:
     path.mkdir()
 
 
+def _not_utf8(path: Path) -> None:
+    data = tf2onnx_like().SerializeToString()
+    path.write_bytes(data.replace(b"Relu", b"\xffelu"))  # protobuf hands it over as bytes
+
+
+def _output_cut_off(path: Path) -> None:
+    model = tf2onnx_like()
+    del model.graph.node[-1]  # the Sigmoid that makes the output
+    onnx.save(model, path)
+
+
 MODEL_FILES = {
     "truncated": (_truncated, "not an ONNX model, or a damaged one"),
     "text": (_text, "not an ONNX model"),
     "empty": (_empty, "file is empty"),
     "folder": (_folder, "is a folder, not an ONNX file"),
+    "not-utf8": (_not_utf8, "graph.node[2].op_type is not UTF-8 text"),
+    "output-cut-off": (
+        _output_cut_off,
+        "damaged model: graph output 'conv2d_6' is not produced by any node",
+    ),
     "missing": (lambda path: None, "no such file"),
 }
 
@@ -77,6 +93,16 @@ def test_apply_to_a_bad_model_file(case: str, tmp_path: Path, cli: Cli) -> None:
     outcome.assert_clean_failure(ModelError.exit_code, f"{tmp_path / 'model.onnx'}: {problem}")
     assert len(outcome.err.splitlines()) == 1
     assert snapshot(tmp_path) == before
+
+
+def test_a_damaged_model_is_one_line_in_a_real_terminal(tmp_path: Path) -> None:
+    """onnx_ir logs what it finds wrong; in-process, pytest swallows that, so run the script."""
+    _output_cut_off(tmp_path / "model.onnx")
+
+    outcome = run_console("inspect", "model.onnx", cwd=tmp_path)
+
+    outcome.assert_clean_failure(ModelError.exit_code, "graph output 'conv2d_6' is not produced")
+    assert len(outcome.err.splitlines()) == 1, outcome.err
 
 
 def test_a_damaged_model_names_the_broken_reference(tmp_path: Path, cli: Cli) -> None:

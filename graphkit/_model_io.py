@@ -443,12 +443,21 @@ def integrity_problem(model: ir.Model) -> str | None:
 
     A node must read only values that a graph input, an initializer or an
     earlier node defines; every graph output must be defined too. A file cut
-    short usually breaks one of these.
+    short usually breaks one of these. Every attribute must have a type, or
+    its value is lost on reading.
     """
     if len(model.graph) and "" not in model.opset_imports:
         return "no opset is imported for the default ONNX domain"
+    for function in model.functions.values():
+        for node in ir.traversal.RecursiveGraphIterator(function):
+            problem = _attribute_problem(node)
+            if problem:
+                return problem
     for graph in model.graphs():
         for node in graph:
+            problem = _attribute_problem(node)
+            if problem:
+                return problem
             for value in node.inputs:
                 if value is not None and _undefined(value):
                     who = node.name or node.op_type
@@ -456,6 +465,14 @@ def integrity_problem(model: ir.Model) -> str | None:
         for value in graph.outputs:
             if _undefined(value):
                 return f"graph output {value.name!r} is not produced by any node"
+    return None
+
+
+def _attribute_problem(node: ir.Node) -> str | None:
+    for attribute in node.attributes.values():
+        if attribute.type == ir.AttributeType.UNDEFINED:
+            who = node.name or node.op_type
+            return f"attribute {attribute.name!r} of node {who!r} has no type, so no value"
     return None
 
 

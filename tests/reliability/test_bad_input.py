@@ -44,6 +44,12 @@ def _not_utf8(path: Path) -> None:
     path.write_bytes(data.replace(b"Relu", b"\xffelu"))  # protobuf hands it over as bytes
 
 
+def _attribute_without_type(path: Path) -> None:
+    model = tf2onnx_like()
+    model.graph.node[0].attribute[0].type = onnx.AttributeProto.UNDEFINED  # a flipped byte
+    onnx.save(model, path)
+
+
 def _output_cut_off(path: Path) -> None:
     model = tf2onnx_like()
     del model.graph.node[-1]  # the Sigmoid that makes the output
@@ -56,6 +62,10 @@ MODEL_FILES = {
     "empty": (_empty, "file is empty"),
     "folder": (_folder, "is a folder, not an ONNX file"),
     "not-utf8": (_not_utf8, "graph.node[2].op_type is not UTF-8 text"),
+    "attribute-without-type": (
+        _attribute_without_type,
+        "damaged model: attribute 'perm' of node 'to_nchw' has no type, so no value",
+    ),
     "output-cut-off": (
         _output_cut_off,
         "damaged model: graph output 'conv2d_6' is not produced by any node",

@@ -11,7 +11,7 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -22,7 +22,7 @@ from graphkit._passes import Pass
 from graphkit._plugins import Plugins, default_plugins, load_plugins
 from graphkit._recipes_index import find_recipe
 from graphkit._verify import VerifyOptions
-from graphkit._yaml import Located, load_yaml
+from graphkit._yaml import MAX_BYTES, Located, load_yaml
 
 
 class _RecipeSchema(pydantic.BaseModel):
@@ -34,7 +34,7 @@ class _RecipeSchema(pydantic.BaseModel):
     plugins: list[str] = []
     source: dict[str, Any] | None = None
     passes: list[Any] = []
-    output: str | None = None
+    output: Annotated[str, pydantic.Field(min_length=1)] | None = None
     save: dict[str, Any] | None = None
     verify: dict[str, Any] | None = None
 
@@ -108,13 +108,17 @@ def read_recipe_file(path: str | os.PathLike[str]) -> Located:
     """Read and parse a recipe file, without validating it."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            # Read no more than a recipe may hold: the path may be /dev/zero or a FIFO.
+            raw = file.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise RecipeError(f"{path}: no such recipe file") from None
     except IsADirectoryError:
         raise RecipeError(f"{path}: is a folder, not a recipe file") from None
     except OSError as error:
         raise RecipeError(f"{path}: cannot read: {error.strerror}") from None
+    if len(raw) > MAX_BYTES:
+        raise RecipeError(f"{path}: larger than {MAX_BYTES // 1024} KiB; not a recipe")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -259,7 +263,7 @@ def _source(
     here: tuple[str | int, ...] = ("source",)
     raw_path = block.pop("path", None)
     format_name = block.pop("format", None)
-    if raw_path is not None and not isinstance(raw_path, str):
+    if raw_path is not None and (not isinstance(raw_path, str) or not raw_path):
         problems.add((*here, "path"), "must be a path written as text")
         return None
     if format_name is not None and not isinstance(format_name, str):

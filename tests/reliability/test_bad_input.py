@@ -174,10 +174,6 @@ def test_a_bad_recipe(case: str, command: str, tmp_path: Path, cli: Cli) -> None
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: read_recipe_file reads the whole file before checking its size",
-)
 def test_a_recipe_that_never_ends_is_refused(tmp_path: Path) -> None:
     """``/dev/zero`` (or a FIFO, or a huge file) was read whole: memory ran out, exit 70."""
     outcome = run_console("validate", "/dev/zero", cwd=tmp_path, limit_memory=2**30)
@@ -456,7 +452,6 @@ def test_an_output_that_is_not_a_regular_file_is_refused(tmp_path: Path, cli: Cl
     outcome.assert_clean_failure(ModelError.exit_code, f"{fifo}: exists and is not a regular file")
 
 
-@pytest.mark.xfail(strict=True, reason="core: an empty output: is taken as no output at all")
 def test_an_empty_output_path_is_refused(tmp_path: Path, cli: Cli) -> None:
     """``output: ''`` wrote nothing and exited 0, as if the model had been written."""
     write(tf2onnx_like(), tmp_path / "m.onnx")

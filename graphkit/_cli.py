@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from graphkit._errors import EXIT_CODES, INTERNAL_ERROR, GraphkitError, UsageError
+from graphkit._errors import EXIT_CODES, INTERNAL_ERROR, PIPE_CLOSED, GraphkitError, UsageError
 
 EPILOG = "exit codes:\n" + "\n".join(
     f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items()
@@ -32,6 +33,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("graphkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`graphkit passes | head`): not an error of ours.
+        # Point stdout at nothing so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return PIPE_CLOSED
     except Exception as error:
         if debug:
             traceback.print_exc()

@@ -54,6 +54,7 @@ class ParityError(GraphkitError):
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE in sysexits.h
+PIPE_CLOSED = 141  # what a shell reports for a program ended by SIGPIPE
 
 EXIT_CODES = {
     0: "success",
@@ -66,4 +67,5 @@ EXIT_CODES = {
     ParityError.exit_code: "the converted model's outputs differ from the reference",
     INTERNAL_ERROR: "an unexpected internal error (a bug: rerun with --debug and report it)",
     130: "interrupted (Ctrl-C)",
+    PIPE_CLOSED: "the output pipe closed early (as in `graphkit passes | head`)",
 }

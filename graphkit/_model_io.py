@@ -75,7 +75,7 @@ def load(path: str | os.PathLike[str]) -> ir.Model:
             model = ir.serde.deserialize_model(proto)
     except Exception as error:
         raise ModelError(f"{path}: cannot read the model: {_root_cause(error)}") from error
-    ir.external_data.set_base_dir(model.graph, path.parent)
+    ir.external_data.set_base_dir(model.graph, path.parent.resolve())
     problem = integrity_problem(model)
     if problem:
         raise ModelError(f"{path}: damaged model: {problem}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from graphkit._cli import main
-from graphkit._errors import INTERNAL_ERROR, ModelError, PassError, RecipeError, UsageError
+from graphkit._errors import (
+    INTERNAL_ERROR,
+    PIPE_CLOSED,
+    ModelError,
+    PassError,
+    RecipeError,
+    UsageError,
+)
 from tests.models import tf2onnx_like, with_if, write
 
 
@@ -176,3 +184,12 @@ def test_the_console_script_runs(tmp_path: Path) -> None:
     result = subprocess.run([str(script), "passes"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "rename_io" in result.stdout
+
+
+def test_a_closed_pipe_is_not_an_internal_error(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """As in `graphkit passes | head`: the reader went away."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with capsys.disabled(), os.fdopen(write_end, "w", buffering=1) as closed:
+        monkeypatch.setattr(sys, "stdout", closed)
+        assert main(["passes"]) == PIPE_CLOSED

@@ -108,6 +108,7 @@ def import_savedmodel(path: Path, options: SavedModelOptions, context: SourceCon
         inputs={onnx: key for key, onnx in converted.input_names.items()},
         outputs=converted.output_names,
         nchw=frozenset(options.inputs_as_nchw),
+        loaded=converted.loaded,
     )
     notes = [
         f"signature {options.signature!r} (tag {options.tag!r}) converted by tf2onnx "
@@ -241,6 +242,7 @@ class _Converted:
     input_names: dict[str, str]  # signature input key -> ONNX input name
     output_names: dict[str, str]  # signature output key -> ONNX output name
     input_ranks: dict[str, int | None]  # ONNX input name -> rank
+    loaded: Any  # the SavedModel as TensorFlow loaded it for the conversion
 
     @property
     def external_count(self) -> int:
@@ -254,7 +256,7 @@ def _convert(
     tf, tf_loader, convert = modules.tf, modules.tf_loader, modules.convert
     version = modules.tf2onnx.__version__
     try:
-        (graph_def, inputs, outputs, function, _loaded, tables, renames) = (
+        (graph_def, inputs, outputs, function, loaded, tables, renames) = (
             tf_loader.from_saved_model(
                 str(path.absolute()),
                 None,
@@ -284,7 +286,6 @@ def _convert(
     input_names = {key: renames.get(i, i) for key, i in zip(sorted(kwargs), inputs, strict=True)}
     input_ranks = {input_names[key]: kwargs[key].shape.rank for key in input_names}
     output_names = {key: renames.get(o, o) for key, o in zip(output_keys, outputs, strict=True)}
-    del function, _loaded  # the reference loads its own copy, only if it is used
     _check_nchw(path, options.inputs_as_nchw, input_ranks)
 
     try:
@@ -308,7 +309,7 @@ def _convert(
             f"{_one_line(error)}"
         ) from error
     external = dict(storage.name_to_tensor_data) if storage is not None else {}
-    return _Converted(proto, external, input_names, output_names, input_ranks)
+    return _Converted(proto, external, input_names, output_names, input_ranks, loaded)
 
 
 def _check_nchw(path: Path, names: list[str], ranks: Mapping[str, int | None]) -> None:
@@ -416,8 +417,9 @@ def _one_line(error: BaseException) -> str:
 class TensorFlowReference:
     """Runs the SavedModel's signature in TensorFlow, keyed by the ONNX model's names.
 
-    The SavedModel is loaded on the first call, so a recipe that never
-    verifies never loads it twice.
+    The SavedModel the conversion loaded is kept and reused: loading it again
+    would cost as long as the conversion itself (the model's weights are held
+    twice meanwhile, as TensorFlow variables and in the ONNX model).
 
     Attributes:
         folder: The SavedModel folder.
@@ -426,6 +428,7 @@ class TensorFlowReference:
         inputs: ONNX input name -> signature input key.
         outputs: Signature output key -> ONNX output name.
         nchw: ONNX inputs given as NCHW, transposed back to NHWC for TensorFlow.
+        loaded: The SavedModel as TensorFlow loaded it; loaded on the first call if None.
     """
 
     folder: Path
@@ -434,7 +437,7 @@ class TensorFlowReference:
     inputs: dict[str, str]
     outputs: dict[str, str]
     nchw: frozenset[str] = frozenset()
-    _loaded: Any = dataclasses.field(default=None, init=False, repr=False)
+    loaded: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the signature on ``feeds`` and return its outputs by ONNX name."""
@@ -468,13 +471,13 @@ class TensorFlowReference:
         return {self.outputs[key]: value.numpy() for key, value in results.items()}
 
     def _function(self, tf: ModuleType) -> Any:
-        if self._loaded is None:
+        if self.loaded is None:
             try:
-                self._loaded = tf.saved_model.load(str(self.folder), tags=self.tags)
+                self.loaded = tf.saved_model.load(str(self.folder), tags=self.tags)
             except Exception as error:
                 raise ModelError(
                     f"{self.folder}: TensorFlow cannot load the SavedModel: {_one_line(error)}"
                 ) from error
         # The signature holds only weak references to the variables; keeping the
-        # loaded object alive in self._loaded keeps them.
-        return self._loaded.signatures[self.signature]
+        # loaded object alive in self.loaded keeps them.
+        return self.loaded.signatures[self.signature]

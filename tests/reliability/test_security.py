@@ -397,6 +397,28 @@ def _with_training_info() -> onnx.ModelProto:
     return model
 
 
+def test_onnx_is_required_at_a_version_without_known_external_data_flaws() -> None:
+    """onnx up to 1.20.1 follows symbolic links out of a model's folder (CVE-2026-27489) and lets a
+    model's external-data keys overwrite loader state (CVE-2026-34445); 1.21.0 fixed both.
+
+    graphkit checks locations itself, but onnx's loaders still run inside onnxsim and
+    ONNX Runtime's Python tools, so the floor stays.
+    """
+    import importlib.metadata
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    [onnx_requirement] = [
+        Requirement(r)
+        for r in importlib.metadata.requires("graphkit") or []
+        if r.startswith("onnx>")
+    ]
+    assert not onnx_requirement.specifier.contains("1.20.1")
+    assert onnx_requirement.specifier.contains("1.21.0")
+    assert Version(onnx.__version__) >= Version("1.21")
+
+
 # -- saving: nothing is written outside the output's folder, nor through a link -------------------
 
 

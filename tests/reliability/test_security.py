@@ -401,8 +401,8 @@ def test_onnx_is_required_at_a_version_without_known_external_data_flaws() -> No
     """onnx up to 1.20.1 follows symbolic links out of a model's folder (CVE-2026-27489) and lets a
     model's external-data keys overwrite loader state (CVE-2026-34445); 1.21.0 fixed both.
 
-    graphkit checks locations itself, but onnx's loaders still run inside onnxsim and
-    ONNX Runtime's Python tools, so the floor stays.
+    graphkit checks locations itself; the floor protects whatever else in the process
+    reads models with onnx's own loaders.
     """
     import importlib.metadata
 

@@ -148,7 +148,13 @@ class _Worker:
         request = json.dumps({"tool": tool, "options": options}).encode()
         payload = proto.SerializeToString()
         with self._lock:
-            process = self._started()
+            try:
+                process = self._started()
+            except OSError as error:  # no usable sys.executable, say, in an embedded Python
+                raise RuntimeError(
+                    f"cannot start a helper process for onnx's {_TOOL_NAMES.get(tool, tool)}: "
+                    f"{error}"
+                ) from error
             assert process.stdin is not None and process.stdout is not None
             try:
                 process.stdin.write(_HEADER.pack(len(request), len(payload)))

@@ -12,8 +12,9 @@ from typing import Any
 
 import onnx_ir as ir
 
+from graphkit import _onnx_tools
 from graphkit._errors import GraphkitError, ParityError, PassError, RecipeError
-from graphkit._frontends import Imported, SourceContext
+from graphkit._frontends import Imported, ReferenceRunner, SourceContext
 from graphkit._inspect import Signature, real_inputs
 from graphkit._model_io import save
 from graphkit._recipe import Recipe, Step, load_recipe
@@ -87,6 +88,9 @@ def apply(
     if recipe.source is None:
         raise RecipeError(f"{recipe.file}: no source: give source.path in the recipe or --source")
 
+    if recipe.steps:
+        # Passes hand onnx's C++ tools to a helper process; let it start while the model loads.
+        _onnx_tools.prestart()
     with tempfile.TemporaryDirectory(prefix="graphkit-") as tmp:
         workdir = Path(tmp)
         src = recipe.source
@@ -100,8 +104,8 @@ def apply(
         signature = Signature.of(model)
         say(_describe_signature(signature))
 
-        checkpoints = _Checkpoints(recipe, workdir)
-        checkpoints.add(model, f"the import ({src.frontend.name} frontend)")
+        stage = f"the import ({src.frontend.name} frontend)"
+        checkpoints = _Checkpoints(recipe, imported, stage, workdir)
 
         reports = []
         for step in recipe.steps:
@@ -112,9 +116,7 @@ def apply(
             if report.modified and checkpoints.per_pass:
                 checkpoints.add(model, f"{step.label} ({step.place})")
 
-        parity, failure = (
-            checkpoints.verify(model, imported, say) if recipe.verify else (None, None)
-        )
+        parity, failure = checkpoints.verify(model, say) if recipe.verify else (None, None)
         if recipe.output is not None and (failure is None or keep_failed):
             for note in save(model, recipe.output, recipe.save):
                 say(f"  note: {note}")
@@ -128,39 +130,46 @@ def apply(
 
 
 class _Checkpoints:
-    """Copies of the model taken during a run, for the parity check."""
+    """Copies of the model taken during a run, for the parity check.
 
-    def __init__(self, recipe: Recipe, workdir: Path) -> None:
+    The imported model is kept when it is the reference (``against:
+    imported``, or a source with no framework to run) or when every pass is
+    checked; with ``per_pass`` the model is kept after every pass that
+    changed it.
+    """
+
+    def __init__(self, recipe: Recipe, imported: Imported, stage: str, workdir: Path) -> None:
         self.options = recipe.verify
         self.real_inputs = recipe.verify_inputs
         self.per_pass = bool(self.options and self.options.per_pass)
         self.folder = workdir / "checkpoints"
         self.saved: list[tuple[str, Path]] = []
-        self.source_io: tuple[list[str], list[str]] = ([], [])
-
-    def add(self, model: ir.Model, stage: str) -> None:
+        self.reference: ReferenceRunner | None = None
         if self.options is None:
             return
-        if not self.saved:
-            self.source_io = (
-                [v.name or "" for v in real_inputs(model.graph)],
-                [v.name or "" for v in model.graph.outputs],
-            )
+        if self.options.against == "source":
+            self.reference = imported.reference
+        graph = imported.model.graph
+        self.source_io = (
+            [v.name or "" for v in real_inputs(graph)],
+            [v.name or "" for v in graph.outputs],
+        )
+        if self.reference is None or self.per_pass:
+            self.add(imported.model, stage)
+
+    def add(self, model: ir.Model, stage: str) -> None:
         path = self.folder / f"{len(self.saved)}" / "model.onnx"
         save(model, path)
         self.saved.append((stage, path))
 
-    def verify(
-        self, final: ir.Model, imported: Imported, say: Echo
-    ) -> tuple[ParityReport, str | None]:
+    def verify(self, final: ir.Model, say: Echo) -> tuple[ParityReport, str | None]:
         """Compare the final model (and with per_pass, each checkpoint); describe any failure."""
         options = self.options
         assert options is not None
-        _, imported_path = self.saved[0]
-        if options.against == "source" and imported.reference is not None:
-            reference = imported.reference
-        else:
-            reference = OrtModel(imported_path).as_reference()
+        if self.reference is not None:
+            reference, stages = self.reference, self.saved
+        else:  # the imported model is the reference: no use comparing it with itself
+            reference, stages = OrtModel(self.saved[0][1]).as_reference(), self.saved[1:]
         real = load_real_inputs(self.real_inputs) if self.real_inputs else None
         verifier = Verifier(options, self.source_io, final, reference, real)
         say(verifier.describe())
@@ -171,14 +180,8 @@ class _Checkpoints:
         for line in (o.describe(options.rtol, options.atol) for o in result.outputs):
             say(f"  {line}")
         if self.per_pass:
-            stages = (
-                self.saved
-                if imported.reference is not None and options.against == "source"
-                else self.saved[1:]
-            )
             for stage, path in stages:
-                report = verifier.compare(stage, OrtModel(path))
-                bad = report.first_failure
+                bad = verifier.compare(stage, OrtModel(path)).first_failure
                 if bad is not None:
                     return result, f"parity broken by {stage}: {_failure(bad, options)}"
         bad = result.first_failure

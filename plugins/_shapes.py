@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import onnx
 import onnx_ir as ir
-from graphkit_plugins import _onnx_child
 
-from graphkit import PassError
+from graphkit import PassError, _onnx_tools
 from graphkit._model_io import call_on_graph
 
 
@@ -44,13 +43,13 @@ def infer(model: ir.Model, *, data_prop: bool = True, strict: bool = True) -> No
     """
 
     def run(proto: onnx.ModelProto) -> onnx.ModelProto:
-        return _onnx_child.infer_shapes(
+        return _onnx_tools.infer_shapes(
             proto, check_type=True, strict_mode=strict, data_prop=data_prop
         )
 
     try:
         inferred = call_on_graph(model, run, rebuild=True)
-    except _onnx_child.ToolCrashed as error:
+    except _onnx_tools.ToolCrashed as error:
         raise PassError(f"shape inference failed: {error} on this model; it is invalid") from None
     except (
         onnx.shape_inference.InferenceError,

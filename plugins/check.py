@@ -26,8 +26,8 @@ def check(model: ir.Model, params: CheckParams) -> PassResult:
     long enough for the tensors that point into it. Changes nothing.
     """
     import onnx
-    from graphkit_plugins import _onnx_child
 
+    from graphkit import _onnx_tools
     from graphkit._model_io import call_on_graph, integrity_problem
 
     problem = integrity_problem(model) or _external_data_problem(model)
@@ -35,11 +35,11 @@ def check(model: ir.Model, params: CheckParams) -> PassResult:
         raise PassError(problem)
 
     def run(proto: onnx.ModelProto) -> None:
-        _onnx_child.check_model(proto, full_check=params.full)
+        _onnx_tools.check_model(proto, full_check=params.full)
 
     try:
         call_on_graph(model, run, rebuild=False)
-    except _onnx_child.ToolCrashed as error:
+    except _onnx_tools.ToolCrashed as error:
         raise PassError(f"the model is invalid: {error} on it") from None
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         raise PassError(f"the model is invalid: {' '.join(str(error).split())}") from None

@@ -46,8 +46,8 @@ def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
     opset needs a newer one. Weights are not serialised for the converter.
     """
     import onnx
-    from graphkit_plugins import _onnx_child
 
+    from graphkit import _onnx_tools
     from graphkit._model_io import call_on_graph
 
     target = params.version
@@ -76,11 +76,11 @@ def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
         )
 
     def convert(proto: onnx.ModelProto) -> onnx.ModelProto:
-        return _onnx_child.convert_version(proto, target)
+        return _onnx_tools.convert_version(proto, target)
 
     try:
         converted = call_on_graph(model, convert, rebuild=True)
-    except _onnx_child.ToolCrashed as error:
+    except _onnx_tools.ToolCrashed as error:
         raise PassError(
             f"cannot convert opset {current} to {target}: {error} on this model; it is invalid"
         ) from None

@@ -375,7 +375,7 @@ def test_a_target_above_the_newest_opset_never_reaches_the_converter(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """onnx#4178: the converter crashed the process (SIGSEGV) for a target past the newest opset."""
-    from graphkit_plugins import _onnx_child
+    from graphkit import _onnx_tools
 
     newest = onnx.defs.onnx_opset_version()
     model = from_text(
@@ -388,7 +388,7 @@ def test_a_target_above_the_newest_opset_never_reaches_the_converter(
     def never(*args: object, **kwargs: object) -> None:
         raise AssertionError("the converter was called")
 
-    monkeypatch.setattr(_onnx_child, "convert_version", never)
+    monkeypatch.setattr(_onnx_tools, "convert_version", never)
     with pytest.raises(PassError, match=f"opset {newest + 1} is unknown"):
         set_opset(as_ir(model), version=newest + 1)
 

@@ -106,6 +106,12 @@ class ToolCrashed(Exception):
         super().__init__(f"onnx's {_TOOL_NAMES.get(tool, tool)} crashed ({_describe(returncode)})")
 
 
+def prestart() -> None:
+    """Start the helper now, so its start-up overlaps with other work instead of a first call."""
+    with _WORKER._lock:
+        _WORKER._started()
+
+
 def infer_shapes(proto: onnx.ModelProto, **options: Any) -> onnx.ModelProto:
     """``onnx.shape_inference.infer_shapes(proto, **options)``, in the helper process."""
     return _parse(_WORKER.call("infer_shapes", options, proto))

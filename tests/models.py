@@ -52,6 +52,24 @@ def tf2onnx_like(size: int = 8, opset: int = 13) -> onnx.ModelProto:
     return model
 
 
+def matmul(size: int = 64, opset: int = 17, ir_version: int | None = None) -> onnx.ModelProto:
+    """``y = x @ w``: input ``x`` [1, size], a seeded float32 weight ``w`` [size, size]."""
+    weight = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    model = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("MatMul", ["x", "w"], ["y"])],
+            "matmul",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, size])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, size])],
+            [numpy_helper.from_array(weight, "w")],
+        ),
+        opset_imports=[helper.make_opsetid("", opset)],
+    )
+    if ir_version is not None:
+        model.ir_version = ir_version
+    return model
+
+
 def from_text(text: str) -> onnx.ModelProto:
     """Parse ONNX text format, checking the result."""
     model = onnx.parser.parse_model(text)

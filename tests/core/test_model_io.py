@@ -9,24 +9,13 @@ import onnx
 import pytest
 
 import graphkit
-from tests.models import random_input, run
+from tests.models import matmul, random_input, run
 
 
 def external_model(folder: Path) -> Path:
-    weight = np.random.default_rng(0).random((64, 64), dtype=np.float32)
-    model = onnx.helper.make_model(
-        onnx.helper.make_graph(
-            [onnx.helper.make_node("MatMul", ["x", "w"], ["y"])],
-            "mm",
-            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
-            [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])],
-            [onnx.numpy_helper.from_array(weight, "w")],
-        ),
-        opset_imports=[onnx.helper.make_opsetid("", 17)],
-    )
     folder.mkdir(parents=True)
     path = folder / "m.onnx"
-    onnx.save(model, path, save_as_external_data=True, location="m.data", size_threshold=0)
+    onnx.save(matmul(64), path, save_as_external_data=True, location="m.data", size_threshold=0)
     return path
 
 

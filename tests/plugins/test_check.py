@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 
 import graphkit
 from graphkit import PassError
-from tests.models import as_ir, tf2onnx_like, with_if
+from tests.models import as_ir, matmul, tf2onnx_like, with_if
 
 check = graphkit.passes.check
 
@@ -43,19 +42,8 @@ def test_full_check_catches_type_errors() -> None:
 
 @pytest.fixture
 def external(tmp_path: Path) -> Path:
-    weight = np.arange(1024, dtype=np.float32).reshape(32, 32)
-    model = onnx.helper.make_model(
-        onnx.helper.make_graph(
-            [onnx.helper.make_node("MatMul", ["x", "w"], ["y"])],
-            "mm",
-            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 32])],
-            [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 32])],
-            [onnx.numpy_helper.from_array(weight, "w")],
-        ),
-        opset_imports=[onnx.helper.make_opsetid("", 17)],
-    )
     path = tmp_path / "m.onnx"
-    onnx.save(model, path, save_as_external_data=True, location="m.data", size_threshold=0)
+    onnx.save(matmul(32), path, save_as_external_data=True, location="m.data", size_threshold=0)
     return path
 
 

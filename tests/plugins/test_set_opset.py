@@ -10,7 +10,7 @@ import pytest
 import graphkit
 from graphkit import PassError
 from graphkit._model_io import to_proto
-from tests.models import as_ir, from_text, random_input, run, tf2onnx_like
+from tests.models import as_ir, from_text, matmul, random_input, run, tf2onnx_like
 
 set_opset = graphkit.passes.set_opset
 
@@ -35,18 +35,8 @@ def test_upgrade_keeps_the_numbers_and_raises_the_ir_version() -> None:
 
 def test_large_weights_survive_the_conversion() -> None:
     """Weights are held back while the converter runs, then put back."""
-    weight = np.random.default_rng(0).random((64, 64), dtype=np.float32)
-    source = onnx.helper.make_model(
-        onnx.helper.make_graph(
-            [onnx.helper.make_node("MatMul", ["x", "w"], ["y"])],
-            "mm",
-            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
-            [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])],
-            [onnx.numpy_helper.from_array(weight, "w")],
-        ),
-        opset_imports=[onnx.helper.make_opsetid("", 11)],
-        ir_version=7,
-    )
+    source = matmul(64, opset=11, ir_version=7)
+    weight = onnx.numpy_helper.to_array(source.graph.initializer[0])
     proto = to_proto(set_opset(as_ir(source), version=18))
     assert [t.name for t in proto.graph.initializer] == ["w"]
     assert [i.name for i in proto.graph.input] == ["x"]

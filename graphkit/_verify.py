@@ -9,13 +9,14 @@ matched by position, so a renamed output is still compared with its source.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import pydantic
 
 from graphkit._errors import ModelError, ParityError, RecipeError
+from graphkit._frontends import ReferenceRunner
 from graphkit._params import Params
 
 if TYPE_CHECKING:
@@ -102,9 +103,6 @@ class ParityReport:
         return next((o for o in self.outputs if not o.ok), None)
 
 
-Reference = Callable[[Mapping[str, "np.ndarray"]], dict[str, "np.ndarray"]]
-
-
 class Verifier:
     """Compares models with a fixed reference on fixed inputs.
 
@@ -117,7 +115,7 @@ class Verifier:
         options: VerifyOptions,
         source_io: tuple[list[str], list[str]],
         final: ir.Model,
-        reference: Reference,
+        reference: ReferenceRunner,
         real_inputs: Mapping[str, np.ndarray] | None,
     ) -> None:
         from graphkit._inspect import real_inputs as inputs_of
@@ -300,6 +298,6 @@ class OrtModel:
     def run_sets(self, input_sets: list[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
         return [self.run(feeds) for feeds in input_sets]
 
-    def as_reference(self) -> Reference:
+    def as_reference(self) -> ReferenceRunner:
         """This model as a reference: outputs keyed by its output names."""
         return lambda feeds: dict(zip(self.output_names, self.run(feeds), strict=True))

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +23,7 @@ from graphkit import hookspecs
 from graphkit._errors import PluginError
 from graphkit._frontends import Frontend
 from graphkit._passes import Pass
+from graphkit._pyfiles import FileImportError, import_python_file
 
 ENTRY_POINT_GROUP = "graphkit"
 DISABLE_AUTOLOAD_ENV = "GRAPHKIT_DISABLE_PLUGIN_AUTOLOAD"
@@ -186,23 +185,15 @@ def import_plugin_file(path: Path) -> ModuleType:
     Raises:
         PluginError: the file is missing or raises while being imported.
     """
-    if not path.is_file():
-        raise PluginError(f"{path}: plugin file not found")
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:12]
-    module_name = f"graphkit_plugin_file_{path.stem}_{digest}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise PluginError(f"{path}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
-    except Exception as error:
-        del sys.modules[module_name]
-        raise PluginError(
-            f"{path}: plugin failed to import: {type(error).__name__}: {error}"
-        ) from error
-    return module
+        return import_python_file(path, "graphkit_plugin_file")
+    except FileImportError as problem:
+        raised = problem.raised
+        if raised is not None:
+            reason = f"plugin failed to import: {type(raised).__name__}: {raised}"
+        else:
+            reason = "plugin file not found" if problem.missing else str(problem)
+        raise PluginError(f"{path}: {reason}") from raised
 
 
 def _register(manager: pluggy.PluginManager, plugin: object, name: str) -> None:

@@ -13,7 +13,6 @@ import importlib.util
 import io
 import logging
 import re
-import sys
 import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -463,32 +462,19 @@ def _build(torch: Any, options: TorchOptions, context: SourceContext) -> Any:
 
 def _import_file(file: Path, spec_text: str) -> Any:
     """Import a model file; its folder is importable meanwhile, so it may import its neighbours."""
-    import hashlib
+    from graphkit._pyfiles import FileImportError, import_python_file
 
-    if not file.is_file():
-        raise ModelError(f"module {spec_text!r}: {file}: no such file")
-    file = file.resolve()
-    digest = hashlib.sha1(str(file).encode()).hexdigest()[:12]
-    module_name = f"graphkit_torch_module_{file.stem}_{digest}"
-    spec = importlib.util.spec_from_file_location(module_name, file)
-    if spec is None or spec.loader is None:
-        raise ModelError(f"module {spec_text!r}: {file}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    # Registered before running: dataclasses and torch.export look the module up by name.
-    sys.modules[module_name] = module
-    sys.path.insert(0, str(file.parent))
+    resolved = file.resolve() if file.is_file() else file
     try:
-        spec.loader.exec_module(module)
-    except Exception as error:
-        del sys.modules[module_name]
+        return import_python_file(resolved, "graphkit_torch_module", with_its_folder=True)
+    except FileImportError as problem:
+        raised = problem.raised
+        if raised is None:
+            raise ModelError(f"module {spec_text!r}: {resolved}: {problem}") from None
         raise ModelError(
-            f"module {spec_text!r}: {file} failed to import: {type(error).__name__}: "
-            f"{_first_line(error)}"
-        ) from error
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(str(file.parent))
-    return module
+            f"module {spec_text!r}: {resolved} failed to import: {type(raised).__name__}: "
+            f"{_first_line(raised)}"
+        ) from raised
 
 
 def _load_weights(torch: Any, path: Path, model: Any, state: Mapping[str, Any], spec: str) -> None:

@@ -30,17 +30,17 @@ DISABLE_AUTOLOAD_ENV = "GRAPHKIT_DISABLE_PLUGIN_AUTOLOAD"
 
 #: The plugins graphkit ships, registered before any other.
 BUILTIN_PLUGINS = (
-    "graphkit_plugins.onnx_source",
-    "graphkit_plugins.torch_source",
-    "graphkit_plugins.savedmodel",
-    "graphkit_plugins.rename_io",
-    "graphkit_plugins.fix_dims",
-    "graphkit_plugins.simplify",
-    "graphkit_plugins.set_opset",
-    "graphkit_plugins.infer_shapes",
-    "graphkit_plugins.check",
-    "graphkit_plugins.cleanup",
-    "graphkit_plugins.set_metadata",
+    "graphkit_plugins.frontends.onnx_source",
+    "graphkit_plugins.frontends.torch_source",
+    "graphkit_plugins.frontends.savedmodel",
+    "graphkit_plugins.passes.rename_io",
+    "graphkit_plugins.passes.fix_dims",
+    "graphkit_plugins.passes.simplify",
+    "graphkit_plugins.passes.set_opset",
+    "graphkit_plugins.passes.infer_shapes",
+    "graphkit_plugins.passes.check",
+    "graphkit_plugins.passes.cleanup",
+    "graphkit_plugins.passes.set_metadata",
     "graphkit_plugins.builtin_recipes",
 )
 

@@ -43,14 +43,14 @@ def build_cleaning_savedmodel(folder: Path, *, seed: int = 0, size: int = ORIGIN
 
 
 def _import_keras2(folder: Path) -> tuple[Any, Any]:
-    from graphkit_plugins.savedmodel import import_tensorflow
+    from graphkit_plugins.frontends.savedmodel import import_tensorflow
 
     modules = import_tensorflow(folder)
     try:
         # Keras 2, as the original was saved with; plain tf.keras is Keras 3 from TF 2.16.
         import tf_keras
     except ImportError as error:
-        from graphkit_plugins.savedmodel import TF_EXTRA
+        from graphkit_plugins.frontends.savedmodel import TF_EXTRA
 
         from graphkit import ModelError
 

@@ -36,7 +36,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_wheel_contains_plugins_and_recipes(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "graphkit_plugins/rename_io.py" in names
+    assert "graphkit_plugins/passes/rename_io.py" in names
     for plugin in ROOT.joinpath("plugins").rglob("*.py"):
         relative = plugin.relative_to(ROOT / "plugins").as_posix()
         assert f"graphkit_plugins/{relative}" in names

@@ -54,8 +54,8 @@ def test_built_in_plugins_register_through_the_public_hooks() -> None:
     assert set(BUILTIN_PLUGINS) <= set(infos)
     for name in BUILTIN_PLUGINS:
         assert infos[name].kind == "builtin"
-    assert infos["graphkit_plugins.fix_dims"].passes == ("fix_dims",)
-    assert "onnx" in infos["graphkit_plugins.onnx_source"].frontends
+    assert infos["graphkit_plugins.passes.fix_dims"].passes == ("fix_dims",)
+    assert "onnx" in infos["graphkit_plugins.frontends.onnx_source"].frontends
     # Each pass is found through the graphkit_passes hook, like a third-party one.
     hooked = {p.name for found in plugins.manager.hook.graphkit_passes() for p in found}
     assert hooked == set(plugins.passes)
@@ -80,7 +80,7 @@ def test_two_passes_with_one_name_is_an_error_naming_both_plugins(tmp_path: Path
     with pytest.raises(PluginError) as caught:
         load_plugins([path], autoload=False)
     assert str(caught.value) == (
-        f"pass 'rename_io' is registered by two plugins: 'graphkit_plugins.rename_io' "
+        f"pass 'rename_io' is registered by two plugins: 'graphkit_plugins.passes.rename_io' "
         f"and '{path.resolve()}'"
     )
 

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 import pytest
-from graphkit_plugins.savedmodel import SavedModelOptions, import_savedmodel
+from graphkit_plugins.frontends.savedmodel import SavedModelOptions, import_savedmodel
 
 import graphkit
 from graphkit import Imported, ModelError, RecipeError, SourceContext

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 import pytest
-from graphkit_plugins.torch_source import TorchOptions, import_torch
+from graphkit_plugins.frontends.torch_source import TorchOptions, import_torch
 
 import graphkit
 from graphkit import Imported, ModelError, RecipeError, SourceContext
@@ -186,7 +186,7 @@ def test_cli_and_onnx_recipes_never_import_torch(tmp_path: Path) -> None:
         recipe = {str(tmp_path / "recipe.yaml")!r}
         for argv in (["passes"], ["plugins"], ["recipes"], ["apply", "-q", recipe]):
             assert main(argv) == 0, argv
-        from graphkit_plugins.torch_source import import_torch
+        from graphkit_plugins.frontends.torch_source import import_torch
         assert import_torch.detect(Path("model.pt")) and not import_torch.detect(Path("m.onnx"))
         try:
             main(["--help"])

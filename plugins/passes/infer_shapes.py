@@ -35,7 +35,7 @@ def infer_shapes(model: ir.Model, params: InferShapesParams) -> PassResult:
     Weights are not serialised for inference, so this also works on models
     larger than 2 GiB.
     """
-    from graphkit_plugins._shapes import forget_intermediate_shapes, infer, shape_snapshot
+    from graphkit_plugins._common.shapes import forget_intermediate_shapes, infer, shape_snapshot
 
     before = shape_snapshot(model)
     if params.discard_existing:

@@ -31,7 +31,7 @@ def rename_io(model: ir.Model, params: RenameIOParams) -> PassResult:
     other side keeps its name.
     """
     import onnx_ir as ir
-    from graphkit_plugins._names import listing, names_in_use
+    from graphkit_plugins._common.names import listing, names_in_use
 
     graph = model.graph
     inputs = {v.name: v for v in graph.inputs}

@@ -363,7 +363,7 @@ def _torch_load(torch: Any, path: Path, *, trust: bool, notes: list[str]) -> Any
 
 def _select(path: Path, loaded: Any, key: str | None) -> Any:
     """Follow the dotted ``state_dict_key`` into the checkpoint."""
-    from graphkit_plugins._names import listing
+    from graphkit_plugins._common.names import listing
 
     found = loaded
     walked: list[str] = []
@@ -386,7 +386,7 @@ def _select(path: Path, loaded: Any, key: str | None) -> Any:
 
 
 def _check_state_dict(torch: Any, path: Path, state: Any, key: str | None) -> None:
-    from graphkit_plugins._names import listing
+    from graphkit_plugins._common.names import listing
 
     where = f"{key!r} in the checkpoint" if key else "the checkpoint"
     if not isinstance(state, Mapping):
@@ -437,7 +437,7 @@ def _build(torch: Any, options: TorchOptions, context: SourceContext) -> Any:
                 for n, v in vars(container).items()
                 if isinstance(v, type) and not n.startswith("_")
             )
-            from graphkit_plugins._names import listing
+            from graphkit_plugins._common.names import listing
 
             raise ModelError(
                 f"module {options.module!r}: no {name!r} in {where} (it has {listing(known)})"
@@ -479,7 +479,7 @@ def _import_file(file: Path, spec_text: str) -> Any:
 
 def _load_weights(torch: Any, path: Path, model: Any, state: Mapping[str, Any], spec: str) -> None:
     """Strict loading, with every mismatch named in the error rather than torch's long text."""
-    from graphkit_plugins._names import listing
+    from graphkit_plugins._common.names import listing
 
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]

@@ -48,8 +48,8 @@ def fix_dims(model: ir.Model, params: FixDimsParams) -> PassResult:
     no stale value_info is left.
     """
     import onnx_ir as ir
-    from graphkit_plugins._names import all_values, listing
-    from graphkit_plugins._shapes import forget_intermediate_shapes, infer, shape_snapshot
+    from graphkit_plugins._common.names import all_values, listing
+    from graphkit_plugins._common.shapes import forget_intermediate_shapes, infer, shape_snapshot
 
     from graphkit._inspect import real_inputs, symbolic_dims
 

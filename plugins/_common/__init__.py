@@ -1,0 +1,1 @@
+"""Helpers the built-in passes share: naming and shape bookkeeping."""

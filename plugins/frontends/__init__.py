@@ -1,0 +1,1 @@
+"""The built-in frontends: ONNX files, TensorFlow SavedModels, PyTorch checkpoints."""

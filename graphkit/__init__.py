@@ -37,13 +37,14 @@ from graphkit._passes import Pass, PassResult, graph_pass
 from graphkit.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from graphkit._model_io import load, save
+    from graphkit._load import load
     from graphkit._recipe import Recipe, load_recipe
     from graphkit._runner import ApplyResult, apply
+    from graphkit._save import save
 
 _LAZY = {
-    "load": "graphkit._model_io",
-    "save": "graphkit._model_io",
+    "load": "graphkit._load",
+    "save": "graphkit._save",
     "Recipe": "graphkit._recipe",
     "load_recipe": "graphkit._recipe",
     "ApplyResult": "graphkit._runner",

@@ -225,7 +225,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     from graphkit._inspect import describe
-    from graphkit._model_io import load
+    from graphkit._load import load
 
     path = Path(args.model)
     print(describe(load(path), path))

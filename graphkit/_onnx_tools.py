@@ -7,7 +7,7 @@ both the converter and shape inference on a ``RegexFullMatch`` whose input
 name is empty. A model downloaded from anywhere must not take graphkit down
 with it, so these calls go to one long-lived helper process, started on first
 use and started again after a crash. Only the graph travels (weights are held
-back by :func:`graphkit._model_io.call_on_graph`), so the round trip is cheap.
+back by :func:`graphkit._proto.call_on_graph`), so the round trip is cheap.
 
 Errors the tools raise come back as the same exception types, so callers
 catch what they caught before; a crash becomes :class:`ToolCrashed`.

@@ -12,9 +12,9 @@ import onnx_ir as ir
 import pytest
 
 import graphkit
-import graphkit._model_io as model_io
+import graphkit._tensors as tensors
 from graphkit import ModelError, SaveOptions
-from graphkit._model_io import to_proto
+from graphkit._proto import to_proto
 from tests.large.builders import (
     DATA_NAME,
     data_files,
@@ -298,7 +298,7 @@ class TestTheTwoGibLimit:
     @pytest.fixture(autouse=True)
     def _small_limit(self, monkeypatch: pytest.MonkeyPatch) -> None:
         # external_model(): W 1728 bytes, gain 4096 (in the If), shift 4096 (a Constant)
-        monkeypatch.setattr(model_io, "PROTOBUF_LIMIT", 9000)
+        monkeypatch.setattr(tensors, "PROTOBUF_LIMIT", 9000)
 
     def test_a_model_past_the_limit_gets_external_data(self, tmp_path: Path) -> None:
         # setup: weights in memory, 9996 bytes of tensors in all
@@ -345,7 +345,7 @@ class TestTheTwoGibLimit:
     def test_what_must_stay_inline_is_checked_too(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr(model_io, "PROTOBUF_LIMIT", 4000)
+        monkeypatch.setattr(tensors, "PROTOBUF_LIMIT", 4000)
         with pytest.raises(ModelError, match="Constant-node values"):
             graphkit.save(as_ir(external_model()), tmp_path / "model.onnx")
         assert os.listdir(tmp_path) == []

@@ -10,14 +10,14 @@ import onnx_ir as ir
 import pytest
 
 import graphkit
-import graphkit._model_io as model_io
+import graphkit._tensors as tensors
 from graphkit import PassError
-from graphkit._model_io import to_proto
+from graphkit._proto import to_proto
 from tests.large.builders import DATA_NAME, external_model
 from tests.models import as_ir, random_input, run
 
 simplify = graphkit.passes.simplify
-REAL_LIMIT = model_io.PROTOBUF_LIMIT
+REAL_LIMIT = tensors.PROTOBUF_LIMIT
 
 
 def _ops(model: ir.Model) -> list[str]:
@@ -78,7 +78,7 @@ class TestPastTheLimit:
 
     @pytest.fixture(autouse=True)
     def _small_limit(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(model_io, "PROTOBUF_LIMIT", 4000)
+        monkeypatch.setattr(tensors, "PROTOBUF_LIMIT", 4000)
 
     def test_weights_are_held_back_by_default(
         self, source: Path, in_other_dir: Path, monkeypatch: pytest.MonkeyPatch
@@ -87,7 +87,7 @@ class TestPastTheLimit:
         assert result.notes == [
             "2 weights (0.00 GiB) held back from onnxsim, so expressions of them were not folded"
         ]
-        monkeypatch.setattr(model_io, "PROTOBUF_LIMIT", REAL_LIMIT)
+        monkeypatch.setattr(tensors, "PROTOBUF_LIMIT", REAL_LIMIT)
         np.testing.assert_allclose(
             _outputs(to_proto(result.model)), _outputs(external_model()), rtol=1e-6
         )

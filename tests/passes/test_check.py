@@ -9,6 +9,7 @@ import pytest
 
 import graphkit
 from graphkit import PassError
+from graphkit._proto import from_proto
 from tests.models import as_ir, matmul, tf2onnx_like, with_if
 
 check = graphkit.passes.check
@@ -26,7 +27,7 @@ def test_an_invalid_model_fails() -> None:
         g (float[2] x) => (float[2] y) { y = Relu<bogus = 1>(x) }"""
     )
     with pytest.raises(PassError, match=r"the model is invalid: .*bogus"):
-        check(graphkit._model_io.from_proto(source))
+        check(from_proto(source))
 
 
 def test_full_check_catches_type_errors() -> None:
@@ -34,7 +35,7 @@ def test_full_check_catches_type_errors() -> None:
         """<ir_version: 8, opset_import: ["" : 17]>
         g (float[2] x, int64[2] i) => (float[2] y) { y = Add(x, i) }"""
     )
-    model = graphkit._model_io.from_proto(source)
+    model = from_proto(source)
     assert check.run(model, check.validate({"full": False})).modified is False
     with pytest.raises(PassError, match="the model is invalid"):
         check(model, full=True)

@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 import graphkit
-from graphkit._model_io import to_proto
+from graphkit._proto import from_proto, to_proto
 from tests.models import as_ir, from_text, ir3_weights_as_inputs, random_input, run, with_if
 
 cleanup = graphkit.passes.cleanup
@@ -52,7 +52,7 @@ def test_nodes_are_put_in_order() -> None:
         """<ir_version: 8, opset_import: ["" : 17]>
         g (float[2] x) => (float[2] y) { y = Neg(t)  t = Relu(x) }"""
     )
-    proto = to_proto(cleanup(graphkit._model_io.from_proto(source)))
+    proto = to_proto(cleanup(from_proto(source)))
     assert [n.op_type for n in proto.graph.node] == ["Relu", "Neg"]
     onnx.checker.check_model(proto, full_check=True)
 

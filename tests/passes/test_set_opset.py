@@ -9,7 +9,7 @@ import pytest
 
 import graphkit
 from graphkit import PassError
-from graphkit._model_io import to_proto
+from graphkit._proto import to_proto
 from tests.models import as_ir, from_text, matmul, random_input, run, tf2onnx_like
 
 set_opset = graphkit.passes.set_opset

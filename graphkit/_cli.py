@@ -22,6 +22,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
+    if not debug:
+        from graphkit import _framework_logs
+
+        _framework_logs.hide()
     try:
         return args.run(args)
     except GraphkitError as error:

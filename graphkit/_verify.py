@@ -278,8 +278,12 @@ class OrtModel:
     def __init__(self, path: Path) -> None:
         import onnxruntime as ort
 
+        from graphkit._framework_logs import ort_session_options
+
         try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                str(path), ort_session_options(), providers=["CPUExecutionProvider"]
+            )
         except Exception as error:
             detail = " ".join(str(error).split())
             raise ParityError(f"ONNX Runtime cannot load the model: {detail}") from error

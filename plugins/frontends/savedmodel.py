@@ -25,6 +25,7 @@ from graphkit import (
     frontend,
     hookimpl,
 )
+from graphkit._framework_logs import native_stderr_hidden
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -146,10 +147,11 @@ def import_tensorflow(path: Path) -> _Modules:
     # oneDNN notices) is noise here; a user can still set the variable lower.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        import tensorflow as tf
-        import tf2onnx
-        from tensorflow.core.protobuf import saved_model_pb2
-        from tf2onnx import convert, tf_loader
+        with native_stderr_hidden():
+            import tensorflow as tf
+            import tf2onnx
+            from tensorflow.core.protobuf import saved_model_pb2
+            from tf2onnx import convert, tf_loader
     except ImportError as error:
         raise ModelError(
             f"{path}: reading a SavedModel needs TensorFlow and tf2onnx ({error}): {TF_EXTRA}"

@@ -578,3 +578,45 @@ def test_large_model_weights_land_beside_the_output_only(
     expected = tensorflow_run(keras2, "serving_default", input_1=x)["conv2d_6"]
     got = run(out / "model.onnx", {"input_1": x})["conv2d_6"]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+# -- what reaches the terminal ---------------------------------------------------------------------
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The real command line in a fresh process, where TensorFlow logs while it loads."""
+    return subprocess.run(
+        [sys.executable, "-m", "graphkit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_the_terminal_shows_only_graphkits_lines(keras2: Path, tmp_path: Path) -> None:
+    # setup: the signature-cleaning stand-in, a recipe that converts and verifies it
+    shutil.copytree(keras2, tmp_path / "model")
+    shutil.copytree(keras2, tmp_path / "cut")
+    with (tmp_path / "cut" / "variables" / "variables.data-00000-of-00001").open("r+b") as data:
+        data.truncate(100)  # TensorFlow fails while reading it
+    (tmp_path / "recipe.yaml").write_text(
+        "version: 1\nsource: {path: model}\n"
+        f"passes: [{{fix_dims: {{shapes: {{input_1: [1, {SIZE}, {SIZE}, 3]}}}}}}]\n"
+        "output: out.onnx\nverify: {samples: 1}\n"
+    )
+    # execute: a run that succeeds, one that fails, and one with --debug
+    ok = _cli("apply", "recipe.yaml", cwd=tmp_path)
+    failed = _cli("apply", "recipe.yaml", "--source", "cut", cwd=tmp_path)
+    debug = _cli("apply", "recipe.yaml", "--debug", cwd=tmp_path)
+    # assert
+    assert (ok.returncode, ok.stderr) == (0, ""), ok.stderr
+    assert "  conv2d_6: max abs err" in ok.stdout
+    assert failed.returncode == ModelError.exit_code
+    assert failed.stderr.startswith("graphkit: error: cut: TensorFlow cannot load the SavedModel")
+    assert failed.stderr.count("\n") == 1, failed.stderr
+    # TensorFlow's own start-up lines are there to hide: --debug shows them.
+    assert debug.returncode == 0
+    assert "absl::InitializeLog" in debug.stderr or "tensorflow" in debug.stderr.lower()

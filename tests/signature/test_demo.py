@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import onnx
@@ -9,9 +11,10 @@ import pytest
 
 from graphkit._cli import main
 
-pytestmark = [pytest.mark.tf, pytest.mark.torch, pytest.mark.slow]
 
-
+@pytest.mark.tf
+@pytest.mark.torch
+@pytest.mark.slow
 def test_demo_converts_and_verifies_both_models(tmp_path: Path, capsys) -> None:
     assert main(["demo", "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -26,3 +29,40 @@ def test_demo_converts_and_verifies_both_models(tmp_path: Path, capsys) -> None:
         "  signature-verification: input0 uint8[150,220], input1 uint8[150,220] -> "
         "output0 float32[1,2048], output1 float32[1,2048], output2 float32[1,1]\n"
     ) in out
+
+
+@pytest.mark.parametrize(
+    ("absent", "missing", "extra"),
+    [
+        (["torch"], "torch is", "torch"),
+        (["onnxscript"], "onnxscript is", "torch"),
+        (["tf2onnx", "tf_keras"], "tf_keras, tf2onnx are", "tf"),
+        (["tensorflow", "torch"], "tensorflow, torch are", "all"),
+    ],
+)
+def test_without_the_frameworks_the_demo_names_the_extra(
+    tmp_path: Path, absent: list[str], missing: str, extra: str
+) -> None:
+    # setup: a process where these modules cannot be imported, as in a core-only install
+    script = (
+        "import sys\n"
+        f"for name in {absent!r}:\n"
+        "    sys.modules[name] = None\n"
+        "from graphkit._cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    # execute
+    done = subprocess.run(
+        [sys.executable, "-c", script, "demo", "--workdir", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # assert: one line naming the extra, and nothing built
+    assert done.returncode == 1
+    assert done.stderr == (
+        "graphkit: error: graphkit demo builds its stand-ins with TensorFlow and PyTorch, "
+        f'and {missing} not installed: pip install "graphkit[{extra}]"\n'
+    )
+    assert done.stdout == ""
+    assert not (tmp_path / "demo").exists()

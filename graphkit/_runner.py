@@ -162,8 +162,13 @@ class _Checkpoints:
         save(model, path)
         self.saved.append((stage, path))
 
-    def verify(self, final: ir.Model, say: Echo) -> tuple[ParityReport, str | None]:
-        """Compare the final model (and with per_pass, each checkpoint); describe any failure."""
+    def verify(self, final: ir.Model, say: Echo) -> tuple[ParityReport | None, str | None]:
+        """Compare the final model (and with per_pass, each checkpoint); describe any failure.
+
+        With per_pass, a checkpoint that ONNX Runtime cannot load or run is
+        blamed on its pass like one whose numbers differ. The report is
+        ``None`` when the final model itself does not run.
+        """
         options = self.options
         assert options is not None
         if self.reference is not None:
@@ -176,14 +181,27 @@ class _Checkpoints:
 
         final_path = self.folder / "final" / "model.onnx"
         save(final, final_path)
-        result = verifier.compare("the result", OrtModel(final_path))
-        for line in (o.describe(options.rtol, options.atol) for o in result.outputs):
-            say(f"  {line}")
+        result: ParityReport | None = None
+        unrunnable = ""
+        try:
+            result = verifier.compare("the result", OrtModel(final_path))
+        except ParityError as error:
+            if not self.per_pass:
+                raise
+            unrunnable = str(error)  # the checkpoints below say which pass caused it
+        else:
+            for line in (o.describe(options.rtol, options.atol) for o in result.outputs):
+                say(f"  {line}")
         if self.per_pass:
             for stage, path in stages:
-                bad = verifier.compare(stage, OrtModel(path)).first_failure
+                try:
+                    bad = verifier.compare(stage, OrtModel(path)).first_failure
+                except ParityError as error:
+                    return result, f"parity broken by {stage}: {error}"
                 if bad is not None:
                     return result, f"parity broken by {stage}: {_failure(bad, options)}"
+        if result is None:
+            return None, unrunnable
         bad = result.first_failure
         return result, None if bad is None else f"parity check failed: {_failure(bad, options)}"
 

@@ -261,3 +261,86 @@ def test_against_a_frontend_reference(project: Path, capsys) -> None:
         "graphkit: error: parity broken by the import (fake frontend): "
         "output 'conv2d_6' differs: max abs err 0.125"
     )
+
+
+UNRUNNABLE_PLUGIN = '''
+import graphkit
+import numpy as np
+
+
+@graphkit.graph_pass("unknown_op")
+def unknown_op(model, params):
+    """Turn the Relu into an op no runtime knows: the model no longer loads."""
+    relu = next(node for node in model.graph if node.op_type == "Relu")
+    relu.domain, relu.op_type = "graphkit.test", "NoSuchOp"
+    model.opset_imports["graphkit.test"] = 1
+    return graphkit.PassResult(model, modified=True)
+
+
+@graphkit.graph_pass("bad_reshape")
+def bad_reshape(model, params):
+    """Reshape the Relu's output to 5 columns and back: 192 elements never divide by 5."""
+    import onnx_ir as ir
+
+    graph = model.graph
+    relu = next(node for node in graph if node.op_type == "Relu")
+    columns = ir.Value(name="five_columns", const_value=ir.tensor(np.array([-1, 5], np.int64)))
+    back = ir.Value(name="nchw_shape", const_value=ir.tensor(np.array([-1, 3, 8, 8], np.int64)))
+    graph.register_initializer(columns)
+    graph.register_initializer(back)
+    uses = list(relu.outputs[0].uses())
+    # A Relu between the two Reshapes, so ONNX Runtime cannot fold them into one.
+    flat = ir.node("Reshape", [relu.outputs[0], columns])
+    again = ir.node("Relu", [flat.outputs[0]])
+    restored = ir.node("Reshape", [again.outputs[0], back])
+    graph.insert_after(relu, [flat, again, restored])
+    for use in uses:
+        use.node.replace_input_with(use.idx, restored.outputs[0])
+    return graphkit.PassResult(model, modified=True)
+
+
+@graphkit.hookimpl
+def graphkit_passes():
+    return [unknown_op, bad_reshape]
+'''
+
+
+@pytest.mark.parametrize(
+    ("guilty", "line", "problem"),
+    [
+        ("unknown_op", 6, "ONNX Runtime cannot load the model: "),
+        ("bad_reshape", 6, "ONNX Runtime failed to run the model: "),
+    ],
+)
+def test_per_pass_names_the_pass_after_which_the_model_does_not_run(
+    project: Path, capfd, guilty: str, line: int, problem: str
+) -> None:
+    # setup: a pass that changes no numbers, the guilty pass, then another change
+    (project / "scale.py").write_text(UNRUNNABLE_PLUGIN)
+    passes = f"""\
+    - rename_io: {{outputs: {{conv2d_6: output}}}}
+    - {guilty}
+    - set_metadata: {{doc_string: after}}
+    """
+    path = recipe(project, passes, "per_pass: true\n")
+    # execute
+    code = main(["apply", str(path)])
+    # assert: one line, naming the pass the way a pass that changes the numbers is named
+    err = capfd.readouterr().err  # ONNX Runtime logs to the file descriptor
+    assert code == ParityError.exit_code
+    assert err.startswith(
+        f"graphkit: error: parity broken by passes[1] {guilty} ({path}:{line}:5): {problem}"
+    )
+    assert err.count("\n") == 1
+    assert not (project / "out").exists()
+
+
+def test_without_per_pass_a_model_that_does_not_run_is_still_one_line(
+    project: Path, capsys
+) -> None:
+    (project / "scale.py").write_text(UNRUNNABLE_PLUGIN)
+    path = recipe(project, "- unknown_op\n", "per_pass: false\n")
+    assert main(["apply", str(path)]) == ParityError.exit_code
+    err = capsys.readouterr().err
+    assert err.startswith("graphkit: error: ONNX Runtime cannot load the model: ")
+    assert err.count("\n") == 1

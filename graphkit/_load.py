@@ -61,10 +61,33 @@ def load(path: str | os.PathLike[str]) -> ir.Model:
     except Exception as error:
         raise ModelError(f"{path}: cannot read the model: {_root_cause(error)}") from error
     ir.external_data.set_base_dir(model.graph, path.parent.resolve())
+    problem = opset_problem(model)
+    if problem:
+        raise ModelError(f"{path}: invalid model: {problem}")
     problem = integrity_problem(model)
     if problem:
         raise ModelError(f"{path}: damaged model: {problem}")
     return model
+
+
+def opset_problem(model: ir.Model) -> str | None:
+    """Describe a default-domain node of a model that imports no default-domain opset.
+
+    Without that import the node's op has no version, so nothing says what
+    it computes. Other domains are not checked: a model of only ``ai.onnx.ml``
+    ops needs no default-domain import, and ONNX Runtime runs such a model
+    even when its own domain's import is missing.
+    """
+    if "" in model.opset_imports or "ai.onnx" in model.opset_imports:
+        return None
+    for graph in model.graphs():
+        for node in graph:
+            if node.domain in ("", "ai.onnx"):
+                what = (
+                    f"{node.op_type} node {node.name!r}" if node.name else f"a {node.op_type} node"
+                )
+                return f"{what} is in the default ONNX domain, for which the model imports no opset"
+    return None
 
 
 def integrity_problem(model: ir.Model) -> str | None:
@@ -73,10 +96,12 @@ def integrity_problem(model: ir.Model) -> str | None:
     A node must read only values that a graph input, an initializer or an
     earlier node defines; every graph output must be defined too. A file cut
     short usually breaks one of these. Every attribute must have a type, or
-    its value is lost on reading.
+    its value is lost on reading. Default-domain ops need that domain's opset
+    imported (see :func:`opset_problem`).
     """
-    if len(model.graph) and "" not in model.opset_imports:
-        return "no opset is imported for the default ONNX domain"
+    problem = opset_problem(model)
+    if problem:
+        return problem
     for function in model.functions.values():
         for node in ir.traversal.RecursiveGraphIterator(function):
             problem = _attribute_problem(node)

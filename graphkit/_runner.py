@@ -238,7 +238,8 @@ def run_step(step: Step, model: ir.Model, before: Signature) -> tuple[ir.Model, 
 
 
 def _describe_signature(signature: Signature) -> str:
-    lines = [f"  {signature.node_count} nodes, opset {signature.opset}"]
+    opset = "no default-domain opset" if signature.opset is None else f"opset {signature.opset}"
+    lines = [f"  {signature.node_count} nodes, {opset}"]
     lines.extend(f"  input  {s}" for s in signature.inputs)
     lines.extend(f"  output {s}" for s in signature.outputs)
     return "\n".join(lines)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import onnx
 import onnx_ir as ir
 from google.protobuf.message import DecodeError, EncodeError
 
-from graphkit import _tensors
+from graphkit import _leftovers, _tensors
 from graphkit._errors import ModelError
 from graphkit._params import SaveOptions
 from graphkit._tensors import (
@@ -41,6 +39,8 @@ def save(
     Weights kept as external data are copied file to file, never read into
     memory. The model keeps its weights; if the save replaced a data file the
     model reads from (saving over its own source), it reads the new one.
+    What earlier saves into the folder left is removed (see
+    :mod:`graphkit._leftovers`).
 
     Returns:
         Notes for the user, such as why external data was used.
@@ -63,26 +63,59 @@ def save(
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=folder))
+    except OSError as error:
+        raise ModelError(f"{path}: cannot write the model: {error}") from error
+    notes.extend(_leftovers.remove_unfinished_saves(folder))
+    previous_token = _leftovers.token_of(path)
+    # Read only an output graphkit wrote: another may be large, and its data is not ours.
+    previous_data = _data_locations(path) if previous_token is not None else set()
+    try:
+        staging = _leftovers.Staging(folder, path.name)
     except OSError as error:
         raise ModelError(f"{path}: cannot write the model: {error}") from error
     try:
-        written = _write_staged(model, staging / path.name, data_name, options, notes)
+        written = _write_staged(model, staging.path / path.name, data_name, options, notes)
         # The data first: a model file never names data that is not there yet.
-        files = sorted(staging.iterdir(), key=lambda p: p.name == path.name)
+        files = sorted(staging.files(), key=lambda p: p.name == path.name)
         destinations = [folder / f.name for f in files]
         for destination in destinations:
             _check_replaceable(destination)
         _check_not_anothers_data(model, path, destinations)
-        backed = _reading(model, _file_ids(destinations))
+        stale, unproven = _leftovers.stale_data(
+            folder, previous_token, previous_data, {d.name for d in destinations}
+        )
+        backed = _reading(model, _file_ids([*destinations, *stale]))
+        _leftovers.stamp(files, _leftovers.new_token())
         try:
             for file in files:
                 os.replace(file, folder / file.name)
         except OSError as error:
             raise ModelError(f"{path}: cannot write the model: {error}") from error
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        staging.remove()
     _repoint(model, written, backed, folder)
+    notes.extend(_remove_stale(stale, unproven, path))
+    return notes
+
+
+def _remove_stale(stale: list[Path], unproven: list[str], path: Path) -> list[str]:
+    """Remove the replaced output's own data files that the new one does not use."""
+    removed, failed = [], []
+    for file in stale:
+        try:
+            file.unlink()
+            removed.append(file.name)
+        except OSError:
+            failed.append(file.name)
+    notes = []
+    if removed:
+        notes.append(f"removed data files the previous {path.name} used: {', '.join(removed)}")
+    if failed or unproven:
+        notes.append(
+            f"data files the previous {path.name} used are left in place"
+            f"{' (graphkit cannot tell it wrote them)' if unproven else ''}: "
+            f"{', '.join(failed + unproven)}"
+        )
     return notes
 
 

@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import onnx
 import pytest
 
 from graphkit._cli import main
@@ -193,3 +194,29 @@ def test_a_closed_pipe_is_not_an_internal_error(monkeypatch: pytest.MonkeyPatch,
     with capsys.disabled(), os.fdopen(write_end, "w", buffering=1) as closed:
         monkeypatch.setattr(sys, "stdout", closed)
         assert main(["passes"]) == PIPE_CLOSED
+
+
+def test_onnx_runtimes_warnings_stay_off_the_terminal(tmp_path: Path) -> None:
+    # setup: a declared output shape that contradicts the graph, which ONNX Runtime warns
+    # about in every session: onnxsim's own check and the verification's
+    contradicting = onnx.parser.parse_model(
+        """<ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] x) => (float[3] y) { y = Relu(x) }"""
+    )
+    onnx.save(contradicting, tmp_path / "model.onnx")
+    (tmp_path / "recipe.yaml").write_text(
+        "version: 1\nsource: {path: model.onnx}\npasses: [{simplify: {check_n: 1}}]\n"
+        "output: out.onnx\nverify: {against: imported}\n"
+    )
+
+    def apply(*extra: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "graphkit", "apply", "recipe.yaml", *extra]
+        return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+    # execute
+    quiet, debug = apply(), apply("--debug")
+    # assert: nothing but graphkit's output; --debug shows what was hidden
+    assert (quiet.returncode, quiet.stderr) == (0, "")
+    assert quiet.stdout.endswith(f"wrote {tmp_path / 'out.onnx'}\n")
+    assert debug.returncode == 0
+    assert debug.stderr.count("[W:onnxruntime:") == 2

@@ -11,7 +11,8 @@ graphkit's own are ever removed, and only on proof:
   to that save. An old data file is removed only if the output being
   replaced names it and both carry the same token. Where extended attributes
   are not available (macOS, Windows, some file systems), old data files are
-  left where they are, and the save says so.
+  left where they are; a data file that lacks the token of graphkit's output
+  naming it is left too, and the save says so.
 """
 
 from __future__ import annotations

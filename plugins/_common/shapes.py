@@ -65,8 +65,9 @@ def infer(model: ir.Model, *, data_prop: bool = True, strict: bool = True) -> No
             twin = found.get(value.name)
             if twin is None:
                 continue
-            if twin.dtype is not None:
-                value.dtype = twin.dtype
+            if twin.type is not None:
+                # The whole type: a sequence or optional value is not a tensor of its dtype.
+                value.type = twin.type
             if twin.shape is not None:
                 value.shape = _merged(value.shape, twin.shape)
 

@@ -35,8 +35,12 @@ from __future__ import annotations
 
 import argparse
 import collections
+import concurrent.futures
 import contextlib
 import dataclasses
+import multiprocessing
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -370,18 +374,49 @@ def _one_line(error: BaseException) -> str:
 def run_all(
     cases: Sequence[Case], configs: Sequence[Config], progress: Callable[[str], None] | None = None
 ) -> list[Result]:
-    """Every case through every configuration, in one process and one scratch folder."""
+    """Every case through every configuration, in a child process that may die.
+
+    Native code (onnxsim, ONNX Runtime) can crash the process outright on a
+    model; the case then ends ``crash`` and a fresh child takes the rest. One
+    child runs every case in turn, so start-up is paid once, not per case.
+    """
+    global _JOBS
+    folder = tempfile.mkdtemp(prefix="conformance-")
+    _JOBS = (list(cases), list(configs), Path(folder))
+    context = multiprocessing.get_context("fork")  # the child inherits the cases, unpickled
     results = []
-    with tempfile.TemporaryDirectory(prefix="conformance-") as folder:
-        for config in configs:
+    executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
+    try:
+        for c, config in enumerate(configs):
             started = time.perf_counter()
-            for case in cases:
+            for k, case in enumerate(cases):
                 begin = time.perf_counter()
-                outcome = run_case(case, config, Path(folder))
+                try:
+                    outcome = executor.submit(_job, k, c).result()
+                except concurrent.futures.process.BrokenProcessPool:
+                    outcome = Outcome("crash", "the process died (a crash in native code)")
+                    executor.shutdown(wait=True)
+                    executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=context)
                 results.append(Result(case.name, config.name, outcome, time.perf_counter() - begin))
             if progress:
                 progress(f"{config.name}: {time.perf_counter() - started:.1f}s")
+    finally:
+        executor.shutdown(wait=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        _JOBS = ([], [], Path())
     return results
+
+
+#: What the child runs: the cases, the configurations and a scratch folder (set before forking).
+_JOBS: tuple[list[Case], list[Config], Path] = ([], [], Path())
+
+
+def _job(case_index: int, config_index: int) -> Outcome | None:
+    """In the child: run one case, in a scratch folder of its own."""
+    cases, configs, folder = _JOBS
+    workdir = folder / str(os.getpid())
+    workdir.mkdir(exist_ok=True)
+    return run_case(cases[case_index], configs[config_index], workdir)
 
 
 # -- reporting -------------------------------------------------------------------------------------

@@ -34,17 +34,29 @@ def shape_snapshot(model: ir.Model) -> dict[ir.Value, tuple[object, object]]:
     return snapshot
 
 
-def infer(model: ir.Model, *, data_prop: bool = True, strict: bool = True) -> None:
+def infer(model: ir.Model, *, data_prop: bool = True, strict: bool = True) -> list[str]:
     """Infer shapes and types with onnx and record them on the model's values.
 
-    Large weights are not serialised for the call.
+    Large weights are not serialised for the call. A graph output whose
+    declared shape contradicts what the graph computes (another rank, or
+    another fixed size) gets the computed shape; old exporters declared
+    outputs such as ``[1, seqlen]`` for a ``[32, 1, 8210]`` result.
+
+    Returns:
+        Notes for the user: each declared output shape that was replaced.
 
     Raises:
-        PassError: inference found a contradiction, such as a declared shape
-            that differs from the inferred one.
+        PassError: inference found a contradiction inside the graph, such as
+            an intermediate value recorded with a shape it cannot have.
     """
-
+    # Declared output shapes are set aside, so inference computes them rather than
+    # failing on (strict) or keeping (lenient) a declaration the graph contradicts.
+    declared = {
+        v: v.shape for v in model.graph.outputs if v.shape is not None and v.producer() is not None
+    }
     renamed = _give_subgraph_values_unique_names(model)
+    for value in declared:
+        value.shape = None
     try:
         inferred = _inferred(model, data_prop=data_prop, strict=strict)
         for original, result in zip(model.graphs(), inferred.graphs(), strict=True):
@@ -58,9 +70,45 @@ def infer(model: ir.Model, *, data_prop: bool = True, strict: bool = True) -> No
                     value.type = twin.type
                 if twin.shape is not None:
                     value.shape = _merged(value.shape, twin.shape)
+    except BaseException:
+        for value, shape in declared.items():
+            value.shape = shape
+        raise
     finally:
         for value, name in renamed.items():
             value.name = name
+    notes = []
+    for value, shape in declared.items():
+        computed = value.shape
+        if computed is not None and _contradicts(shape, computed):
+            notes.append(
+                f"output {value.name!r} was declared {_shown(shape)}, but the graph computes "
+                f"{_shown(computed)}: the computed shape is recorded"
+            )
+        else:
+            value.shape = shape if computed is None else _refined(shape, computed)
+    return notes
+
+
+def _contradicts(declared: ir.Shape, computed: ir.Shape) -> bool:
+    if len(declared) != len(computed):
+        return True
+    return any(
+        isinstance(old, int) and isinstance(new, int) and old != new
+        for old, new in zip(declared, computed, strict=True)
+    )
+
+
+def _refined(declared: ir.Shape, computed: ir.Shape) -> ir.Shape:
+    """The declared shape with the sizes inference proves; declared names stay otherwise."""
+    return ir.Shape(
+        [new if isinstance(new, int) else old for old, new in zip(declared, computed, strict=True)]
+    )
+
+
+def _shown(shape: ir.Shape) -> str:
+    dims = [str(d) if isinstance(d, int) else (d.value or "?") for d in shape]
+    return f"[{', '.join(dims)}]"
 
 
 def _inferred(model: ir.Model, *, data_prop: bool, strict: bool) -> ir.Model:

@@ -45,7 +45,8 @@ def fix_dims(model: ir.Model, params: FixDimsParams) -> PassResult:
     Every occurrence of a named dim changes: inputs, outputs, value_info and
     subgraphs. Then shapes are inferred again from scratch, so outputs and
     intermediate values become static wherever the sizes determine them and
-    no stale value_info is left.
+    no stale value_info is left. A declared output shape the graph
+    contradicts is replaced by the computed one, with a note.
     """
     import onnx_ir as ir
     from graphkit_plugins._common.names import all_values, listing
@@ -81,8 +82,8 @@ def fix_dims(model: ir.Model, params: FixDimsParams) -> PassResult:
         )
 
     forget_intermediate_shapes(model)
-    infer(model)
-    return PassResult(model, modified=shape_snapshot(model) != before)
+    notes = infer(model)
+    return PassResult(model, modified=shape_snapshot(model) != before, notes=notes)
 
 
 def _named(dim: int | ir.SymbolicDim) -> str | None:

@@ -149,3 +149,58 @@ def test_value_names_are_given_back_after_inference() -> None:
     names = sorted(v.name for g in model.graphs() for n in g for v in n.outputs)
     assert not [n for n in names if "graphkit" in n]
     assert names.count("feat") == 2
+
+
+def stale_output_declaration() -> onnx.ModelProto:
+    """An old export: the output is declared [1, seqlen], the graph computes [batch, 1, 8210]."""
+    graph = helper.make_graph(
+        [helper.make_node("Unsqueeze", ["x", "axis_1"], ["logits"])],
+        "stale",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8210])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "seqlen"])],
+        [numpy_helper.from_array(np.array([1], np.int64), "axis_1")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7)
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "computed"),
+    [
+        ("fix_dims", {"dims": {"batch": 32}}, [32, 1, 8210]),
+        ("infer_shapes", {}, ["batch", 1, 8210]),
+        ("infer_shapes", {"strict": False}, ["batch", 1, 8210]),
+    ],
+    ids=["fix_dims", "infer_shapes", "infer_shapes-lenient"],
+)
+def test_a_declared_output_shape_the_graph_contradicts_is_replaced(
+    name: str, params: dict, computed: list
+) -> None:
+    # Strict inference used to fail on the declaration, lenient inference kept it.
+    shown = ", ".join(map(str, computed))
+    pass_ = getattr(graphkit.passes, name)
+    result = pass_.run(as_ir(stale_output_declaration()), pass_.validate(params))
+    proto = to_proto(result.model)
+    dims = [d.dim_value or d.dim_param for d in proto.graph.output[0].type.tensor_type.shape.dim]
+    assert dims == computed
+    assert result.notes == [
+        f"output 'logits' was declared [1, seqlen], but the graph computes [{shown}]: "
+        "the computed shape is recorded"
+    ]
+    x = np.ones((32, 8210), np.float32)
+    assert run(proto, {"x": x})["logits"].shape == (32, 1, 8210)
+
+
+def test_a_declared_output_shape_inference_agrees_with_keeps_its_names() -> None:
+    # [N, 2] declared, inference proves only the 2 (and would name the first dim itself).
+    source = from_text(
+        """<ir_version: 8, opset_import: ["" : 17]>
+        g (float[batch, 2] x) => (float[N, 2] y) { y = Relu(x) }"""
+    )
+    result = graphkit.passes.infer_shapes.run(
+        as_ir(source), graphkit.passes.infer_shapes.validate({})
+    )
+    assert result.notes == []
+    output = to_proto(result.model).graph.output[0]
+    assert [d.dim_value or d.dim_param for d in output.type.tensor_type.shape.dim] == ["N", 2]

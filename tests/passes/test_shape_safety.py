@@ -204,3 +204,14 @@ def test_a_declared_output_shape_inference_agrees_with_keeps_its_names() -> None
     assert result.notes == []
     output = to_proto(result.model).graph.output[0]
     assert [d.dim_value or d.dim_param for d in output.type.tensor_type.shape.dim] == ["N", 2]
+
+
+def test_check_runtime_catches_what_onnx_inference_alone_leaves_behind() -> None:
+    # onnx's own inference with data propagation records the wrong shapes; its
+    # checker accepts the result, ONNX Runtime does not.
+    broken = onnx.shape_inference.infer_shapes(if_with_lstms(), data_prop=True)
+    check = graphkit.passes.check
+    assert check.run(as_ir(broken), check.validate({"full": False})).modified is False
+    with pytest.raises(graphkit.PassError, match=r"ONNX Runtime cannot load the model: .*Squeeze"):
+        check(as_ir(broken), full=False, runtime=True)
+    check(as_ir(if_with_lstms()), runtime=True)

@@ -9,7 +9,9 @@ Runtime and is compared with onnx's expected outputs. Each case ends:
 * ``ok``: the result loads, runs and gives the expected outputs;
 * ``refused``: graphkit said no with one of its errors (a ``GraphkitError``);
 * ``wrong``: the numbers differ, or the result no longer loads or runs;
-* ``crash``: any other exception.
+* ``crash``: any other exception, or the process died (``run_all`` runs the
+  cases in a child process, so a crash in native code ends one case, not the
+  run).
 
 Usage::
 
@@ -17,18 +19,19 @@ Usage::
     python benchmarks/conformance.py --pass set_opset    # configurations of one pass
     python benchmarks/conformance.py --limit 200         # 200 cases spread over the list
     python benchmarks/conformance.py --markdown          # only the Markdown table
+    python benchmarks/conformance.py --refused           # also list each refusal's reason
 
 Library use (the repository root on ``sys.path``)::
 
-    from benchmarks.conformance import CONFIGS, collect_cases, run_case, table
+    from benchmarks.conformance import CONFIGS, collect_cases, run_all, run_case, table
 
-    collected = collect_cases()
-    results = [run_case(case, config) for config in CONFIGS for case in collected.cases]
-    print(table(results))
+    collected = collect_cases()               # or collect_cases(["test_abs", ...])
+    outcome = run_case(collected.cases[0], CONFIGS[0])   # Outcome(status, detail), in-process
+    print(table(run_all(collected.cases, CONFIGS)))
 
-A configuration is data: adding one, such as a simplify engine, is one line in
-``CONFIGS``. ``CONVERTER_CONFIGS`` run onnx's version converter alone on the
-same cases, as the baseline for ``set_opset``.
+A configuration is data: adding one, such as ``simplify_config(engine="onnxslim")``,
+is one line in ``CONFIGS``. ``CONVERTER_CONFIGS`` run onnx's version converter
+alone on the same cases, as the baseline for ``set_opset``.
 """
 
 from __future__ import annotations

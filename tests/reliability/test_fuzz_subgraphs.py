@@ -5,9 +5,10 @@ input and draw their value names from one small pool, so the branches often
 name values alike (as exporters do, naming values after the module that
 computes them). Shape computations (Shape then Reshape), LSTMs, reductions,
 Unsqueeze/Squeeze pairs and MatMuls make the shapes depend on each branch.
-Each pass then runs on the model alone, with parameters that fit it: it must
-not refuse, and what it returns must load in ONNX Runtime and give the same
-numbers in both branches.
+Each pass then runs on the model alone, with parameters that fit it: the shape
+passes, rename_io and cleanup must not refuse (set_opset and simplify may),
+and what a pass returns must load in ONNX Runtime and give the same numbers in
+both branches.
 
     GRAPHKIT_FUZZ_EXAMPLES=2000 pytest tests/reliability/test_fuzz_subgraphs.py
 """
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 import graphkit
+from graphkit import PassError
 from tests.models import run
 from tests.reliability.test_fuzz import fuzz, workdir
 
@@ -135,7 +137,11 @@ PASSES = {
     "infer_shapes": {},
     "infer_shapes_lenient": {"strict": False},
     "cleanup": {},
+    "set_opset": {"version": 21},
+    "simplify": {},
 }
+#: Passes that may decline a valid model (no converter adapter, onnxsim's own limits).
+MAY_REFUSE = {"set_opset", "simplify"}
 
 
 @fuzz(100)
@@ -157,8 +163,14 @@ def test_a_model_onnx_runtime_loads_still_loads_after_each_pass(
     pass_ = getattr(graphkit.passes, name.replace("_batch", "").replace("_lenient", ""))
     with workdir() as folder:
         onnx.save(model, folder / "m.onnx")
-        # Every model here is valid and its parameters fit, so a refusal is a failure too.
-        result = pass_(graphkit.load(folder / "m.onnx"), **params)
+        # Every model here is valid and the parameters fit, so the shape passes must not refuse.
+        try:
+            result = pass_(graphkit.load(folder / "m.onnx"), **params)
+        except PassError as error:
+            if name not in MAY_REFUSE:
+                raise
+            event(f"{name} refused: {str(error)[:60]}")
+            return
         graphkit.save(result, folder / "out.onnx")
         renamed = name == "rename_io"
         for feed, want in zip(feeds, expected, strict=True):

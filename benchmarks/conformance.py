@@ -236,16 +236,14 @@ def _usable(test: Any) -> tuple[Case | None, str]:
     with tempfile.TemporaryDirectory(prefix="conformance-") as folder:
         path = Path(folder) / "model.onnx"
         onnx.save(case.model, path)
-        try:
-            session = _session(path)
-        except Exception:
-            return None, "ONNX Runtime cannot load it"
-        problem = _run_and_compare(session, case)
-    if problem == "run":
-        return None, "ONNX Runtime cannot run it"
-    if problem:
-        return None, "ONNX Runtime's outputs differ from onnx's expected ones"
-    return case, ""
+        problem = _problem(path, case)
+    if problem is None:
+        return case, ""
+    return None, {
+        "load": "ONNX Runtime cannot load it",
+        "run": "ONNX Runtime cannot run it",
+        "values": "ONNX Runtime's outputs differ from onnx's expected ones",
+    }[problem[0]]
 
 
 def _array(data: Any) -> np.ndarray | None:
@@ -270,19 +268,26 @@ def _session(path: Path) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _run_and_compare(session: Any, case: Case) -> str | None:
-    """None when every data set gives the expected outputs; ``"run"`` when running fails."""
+def _problem(path: Path, case: Case) -> tuple[str, str] | None:
+    """Why the model at ``path`` does not give the case's outputs: (stage, detail), or None.
+
+    The stage is ``load``, ``run`` or ``values``.
+    """
+    try:
+        session = _session(path)
+    except Exception as error:
+        return "load", f"ONNX Runtime cannot load the result: {_one_line(error)}"
     names = [i.name for i in session.get_inputs()]
     for inputs, expected in case.data_sets:
         if len(names) != len(inputs):
-            return "run"
+            return "run", f"the model has {len(names)} inputs, not {len(inputs)}"
         try:
             got = session.run(None, dict(zip(names, inputs, strict=True)))
-        except Exception:
-            return "run"
-        problem = _difference(expected, got, case.rtol, case.atol)
-        if problem:
-            return problem
+        except Exception as error:
+            return "run", f"ONNX Runtime cannot run the result: {_one_line(error)}"
+        difference = _difference(expected, got, case.rtol, case.atol)
+        if difference:
+            return "values", difference
     return None
 
 
@@ -344,22 +349,8 @@ def _run(case: Case, config: Config, params: dict[str, Any], workdir: Path) -> O
         if config.tool is not None and _is_tool_error(error):
             return Outcome("refused", _one_line(error))
         return Outcome("crash", f"{type(error).__name__}: {_one_line(error)}")
-    try:
-        session = _session(result)
-    except Exception as error:
-        return Outcome("wrong", f"ONNX Runtime cannot load the result: {_one_line(error)}")
-    names = [i.name for i in session.get_inputs()]
-    for inputs, expected in case.data_sets:
-        if len(names) != len(inputs):
-            return Outcome("wrong", f"the result has {len(names)} inputs, not {len(inputs)}")
-        try:
-            got = session.run(None, dict(zip(names, inputs, strict=True)))
-        except Exception as error:
-            return Outcome("wrong", f"ONNX Runtime cannot run the result: {_one_line(error)}")
-        problem = _difference(expected, got, case.rtol, case.atol)
-        if problem:
-            return Outcome("wrong", problem)
-    return Outcome("ok")
+    problem = _problem(result, case)
+    return Outcome("ok") if problem is None else Outcome("wrong", problem[1])
 
 
 def _is_tool_error(error: Exception) -> bool:

@@ -55,6 +55,13 @@ class QuantizeParams(Params):
         description="ONNX op types to quantize (e.g. [MatMul, Gemm]); unset: all onnxruntime can.",
     )
     weight_type: Literal["int8", "uint8"] = Field("int8", description="The weights' integer type.")
+    activation_type: Literal["int8", "uint8"] | None = Field(
+        None,
+        description=(
+            "mode: static only: the activations' integer type (default int8; uint8 with int8 "
+            "weights is the fast U8S8 path on x86 CPUs without VNNI)."
+        ),
+    )
     preprocess: bool = Field(
         True,
         description=(
@@ -78,7 +85,11 @@ class QuantizeParams(Params):
         if self.mode == "static" and self.calibration is None:
             raise ValueError("mode: static needs calibration: an .npz of input sets")
         if self.mode == "dynamic":
-            given = [k for k in ("calibration", "method", "format") if getattr(self, k)]
+            given = [
+                k
+                for k in ("calibration", "method", "format", "activation_type")
+                if getattr(self, k)
+            ]
             if given:
                 raise ValueError(f"{', '.join(given)}: only for mode: static")
         return self
@@ -161,7 +172,11 @@ def quantize(model: ir.Model, params: QuantizeParams) -> PassResult:
                     op_types_to_quantize=params.op_types,
                     per_channel=params.per_channel,
                     weight_type=weight_type,
-                    activation_type=weight_type,
+                    activation_type=(
+                        q.QuantType.QUInt8
+                        if params.activation_type == "uint8"
+                        else q.QuantType.QInt8
+                    ),
                     calibrate_method=method,
                     use_external_data_format=large,
                 ),

@@ -183,8 +183,16 @@ def test_a_pickled_or_missing_calibration_file_is_refused(tmp_path) -> None:
         ({"method": "entropy"}, "method: only for mode: static"),
         ({"format": "qdq", "calibration": "c.npz"}, "calibration, format: only for mode: static"),
         ({"weight_type": "int4"}, "weight_type"),
+        ({"activation_type": "uint8"}, "activation_type: only for mode: static"),
     ],
-    ids=["unknown-op", "static-without-data", "method-dynamic", "format-dynamic", "weight-type"],
+    ids=[
+        "unknown-op",
+        "static-without-data",
+        "method-dynamic",
+        "format-dynamic",
+        "weight-type",
+        "activation-dynamic",
+    ],
 )
 def test_bad_parameters_are_refused(params: dict, message: str) -> None:
     with pytest.raises(PassError, match=message):
@@ -201,3 +209,15 @@ def test_a_model_with_external_data(tmp_path) -> None:
     graphkit.save(result.model, out)
     x = _x()
     assert _cosine(run(out, {"x": x})["y"], run(source, {"x": x})["y"]) > 0.99
+
+
+def test_activation_type_reaches_onnxruntime(tmp_path) -> None:
+    result = _run(
+        two_layers(), mode="static", calibration=_calibration(tmp_path), activation_type="uint8"
+    )
+    proto = to_proto(result.model)
+    zero_points = [t for t in proto.graph.initializer if t.name.endswith("_zero_point")]
+    activation = [t for t in zero_points if not t.name.startswith(("w1", "w2", "b"))]
+    assert activation and all(t.data_type == TensorProto.UINT8 for t in activation)
+    weights = [t for t in zero_points if t.name.startswith(("w1", "w2"))]
+    assert weights and all(t.data_type == TensorProto.INT8 for t in weights)

@@ -140,8 +140,9 @@ def convert_float(model: ir.Model, params: ConvertFloatParams) -> PassResult:
         notes.append("float32 inputs and outputs kept, with Casts at the edges")
     if clamped:
         notes.append(
-            f"{clamped} weight values outside float16's range clamped to "
-            f"[{params.min_positive_val:g}, {params.max_finite_val:g}] in magnitude"
+            f"{clamped} weight values outside float16's range (magnitudes outside "
+            f"[{params.min_positive_val:g}, {params.max_finite_val:g}], zero aside), "
+            "clamped in the weights converted"
         )
     if moved:
         notes.append(f"moved {moved} Casts the converter put in the main graph into their bodies")

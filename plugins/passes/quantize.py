@@ -191,9 +191,11 @@ def quantize(model: ir.Model, params: QuantizeParams) -> PassResult:
         result = from_proto(onnx.load(str(output)))
     got = _interface(result)
     if got != expected:
-        raise PassError(f"onnxruntime's quantization changed the model's interface: {got}")
-    quantized = sum(1 for g in result.graphs() for n in g if n.op_type in _INTEGER_OPS)
-    if not quantized:
+        raise PassError(
+            "onnxruntime's quantization changed the model's interface: "
+            f"{_describe(expected)} became {_describe(got)}"
+        )
+    if _integer_ops(result) <= _integer_ops(model):
         raise PassError(
             "onnxruntime quantized nothing"
             + (f" (op_types: {', '.join(params.op_types)})" if params.op_types else "")
@@ -201,6 +203,10 @@ def quantize(model: ir.Model, params: QuantizeParams) -> PassResult:
     before, after = tensor_bytes(model), tensor_bytes(result)
     notes.append(f"weights {before / 2**20:.2f} MiB -> {after / 2**20:.2f} MiB")
     return PassResult(result, modified=True, notes=notes)
+
+
+def _integer_ops(model: ir.Model) -> int:
+    return sum(1 for g in model.graphs() for n in g if n.op_type in _INTEGER_OPS)
 
 
 #: Ops whose presence shows that onnxruntime quantized something.
@@ -322,6 +328,11 @@ def _interface(model: ir.Model) -> tuple[tuple[tuple[str, str], ...], ...]:
         tuple((v.name or "", dtype_name(v.dtype)) for v in values)
         for values in (real_inputs(model.graph), model.graph.outputs)
     )
+
+
+def _describe(interface: tuple[tuple[tuple[str, str], ...], ...]) -> str:
+    inputs, outputs = (", ".join(f"{n} {t}" for n, t in side) for side in interface)
+    return f"({inputs}) -> ({outputs})"
 
 
 @hookimpl

@@ -72,7 +72,8 @@ def _x(seed: int = 0) -> np.ndarray:
 
 def test_dynamic_quantizes_weights_and_keeps_the_interface(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    leftovers = set(Path(tempfile.gettempdir()).glob("graphkit-quantize-*"))
+    temporary = ("graphkit-quantize-*", "ort.quant.*", "pre.quant.*")
+    leftovers = {p for pattern in temporary for p in Path(tempfile.gettempdir()).glob(pattern)}
     source = two_layers()
     result = _run(source)
     assert result.modified
@@ -88,7 +89,8 @@ def test_dynamic_quantizes_weights_and_keeps_the_interface(tmp_path, monkeypatch
     assert _cosine(run(proto, {"x": x})["y"], run(source, {"x": x})["y"]) > 0.99
     assert any(n.startswith("weights 0.03 MiB -> 0.01 MiB") for n in result.notes)
     assert os.listdir(tmp_path) == [], "nothing written to the current folder"
-    assert set(Path(tempfile.gettempdir()).glob("graphkit-quantize-*")) == leftovers
+    after = {p for pattern in temporary for p in Path(tempfile.gettempdir()).glob(pattern)}
+    assert after == leftovers, "no temporary folder left behind"
 
 
 def test_weight_type_uint8_and_per_channel_reach_onnxruntime() -> None:
@@ -221,3 +223,19 @@ def test_activation_type_reaches_onnxruntime(tmp_path) -> None:
     assert activation and all(t.data_type == TensorProto.UINT8 for t in activation)
     weights = [t for t in zero_points if t.name.startswith(("w1", "w2"))]
     assert weights and all(t.data_type == TensorProto.INT8 for t in weights)
+
+
+def test_an_interface_changed_by_onnxruntime_is_refused(monkeypatch) -> None:
+    from onnxruntime import quantization
+
+    def renaming(source: str, output: str, **options: object) -> None:
+        model = onnx.load(source)
+        model.graph.node[-1].output[0] = "renamed"
+        model.graph.output[0].name = "renamed"
+        onnx.save(model, output)
+
+    monkeypatch.setattr(quantization, "quantize_dynamic", renaming)
+    with pytest.raises(
+        PassError, match=r"\(x float32\) -> \(y float32\) became .*\(renamed float32\)"
+    ):
+        _run(two_layers(), preprocess=False)

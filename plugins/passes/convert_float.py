@@ -7,6 +7,7 @@ and repairs, around the call, what it gets wrong on subgraphs and external data.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
@@ -77,8 +78,10 @@ def convert_float(model: ir.Model, params: ConvertFloatParams) -> PassResult:
     inline unless ``save.external_data`` says otherwise. graphkit repairs
     what the converter gets wrong: it appends every Cast to the main graph
     (unsorted, and out of reach of the If/Loop body that needs it), stops on
-    a weight name two subgraphs share, and changes the type of a weight kept
-    as external data without converting its bytes. The result must pass
+    a weight name two subgraphs share, names its Casts' outputs
+    (graph_input_cast_0, x_cast_to_fp32) without checking that the model is
+    free of them, and changes the type of a weight kept as external data
+    without converting its bytes. The result must pass
     onnx's type inference, or the pass fails.
     """
     from onnxruntime.transformers import float16
@@ -99,6 +102,7 @@ def convert_float(model: ir.Model, params: ConvertFloatParams) -> PassResult:
 
     # The converter reads every value's type from value_info; infer them in graphkit's
     # helper process (onnx's inference can crash) instead of letting it run inference itself.
+    clashing = _rename_clashing_values(model)
     infer(model, strict=False)
     external = sum(1 for t in floats if _is_external(t))
     renamed = _unique_subgraph_weight_names(model)
@@ -146,6 +150,11 @@ def convert_float(model: ir.Model, params: ConvertFloatParams) -> PassResult:
         )
     if moved:
         notes.append(f"moved {moved} Casts the converter put in the main graph into their bodies")
+    if clashing:
+        notes.append(
+            f"renamed {clashing} values named like the converter's Casts (such as "
+            "graph_input_cast_0), which it would have defined twice"
+        )
     if external:
         notes.append(
             f"{external} weights were read from external data; the result holds them in memory "
@@ -192,6 +201,48 @@ def _is_external(tensor: ir.TensorProtocol) -> bool:
     import onnx_ir as ir
 
     return isinstance(tensor, ir.ExternalTensor)
+
+
+#: Names the converter gives the values it adds, whatever the model already uses.
+_CONVERTER_NAMES = re.compile(r"^graph_(input|output)_cast_\d+$|_cast_to_(fp32|fp16|bfloat16)$")
+
+
+def _rename_clashing_values(model: ir.Model) -> int:
+    """Rename values whose names the converter would give its own; returns how many.
+
+    The converter names its Casts' outputs graph_input_cast_0, x_cast_to_fp32
+    and so on without checking that the model is free of them; a clash
+    defines a value twice. The model's own inputs and outputs are not renamed:
+    such a name is refused.
+    """
+    from graphkit_plugins._common.names import all_values, listing
+
+    interface = [v for v in (*model.graph.inputs, *model.graph.outputs)]
+    refused = [v.name for v in interface if v.name and _CONVERTER_NAMES.search(v.name)]
+    if refused:
+        raise PassError(
+            f"inputs or outputs named like the Casts the converter adds: {listing(refused)}; "
+            "rename them first (rename_io)"
+        )
+    taken = {v.name for v in all_values(model)}
+    count = 0
+    for value in list(all_values(model)):
+        if not value.name or not _CONVERTER_NAMES.search(value.name):
+            continue
+        index = 1
+        while f"{value.name}__{index}" in taken:
+            index += 1
+        new = f"{value.name}__{index}"
+        taken.add(new)
+        graph = value.graph
+        if value.is_initializer() and graph is not None:
+            graph.initializers.pop(value.name)
+            value.name = new
+            graph.register_initializer(value)
+        else:
+            value.name = new
+        count += 1
+    return count
 
 
 def _unique_subgraph_weight_names(model: ir.Model) -> dict[str, str]:

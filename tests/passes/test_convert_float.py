@@ -228,3 +228,33 @@ def test_a_model_without_float32_is_left_alone() -> None:
     result = _convert(source)
     assert not result.modified
     assert result.notes == ["no float32 tensors to convert"]
+
+
+CLASHING = """<ir_version: 8, opset_import: ["" : 17]>
+    g (float[2] x) => (float[2] y) <float[2] m_cast_to_fp32 = {2.0, 3.0}> {
+        graph_input_cast_0 = Relu(x)
+        m = Mul(graph_input_cast_0, m_cast_to_fp32)
+        y = Max(m, x)
+    }"""
+
+
+def test_values_named_like_the_converters_casts_are_renamed() -> None:
+    """The converter defined graph_input_cast_0 and m_cast_to_fp32 a second time."""
+    source = onnx.parser.parse_model(CLASHING)
+    result = _convert(source)
+    proto = to_proto(result.model)
+    onnx.checker.check_model(proto, full_check=True)
+    assert any(n.startswith("renamed 2 values named like the converter's") for n in result.notes)
+    x = np.array([1.0, -2.0], np.float32)
+    np.testing.assert_allclose(run(proto, {"x": x})["y"], run(source, {"x": x})["y"], rtol=1e-3)
+
+
+def test_an_input_named_like_the_converters_casts_is_refused() -> None:
+    source = onnx.parser.parse_model(
+        """<ir_version: 8, opset_import: ["" : 17]>
+        g (float[2] graph_input_cast_0) => (float[2] y) { y = Relu(graph_input_cast_0) }"""
+    )
+    with pytest.raises(
+        PassError, match=r"named like the Casts the converter adds: 'graph_input_cast_0'"
+    ):
+        _convert(source)

@@ -104,7 +104,10 @@ def quantize(model: ir.Model, params: QuantizeParams) -> PassResult:
     quantized there and read back into memory; the folder is removed. The
     inputs and outputs must keep their names, order and types, or the pass
     fails. The result holds every weight in memory, and models past
-    protobuf's 2 GiB are handed to onnxruntime with external data.
+    protobuf's 2 GiB are handed to onnxruntime with external data. Dynamic
+    quantization enters If/Loop bodies (onnxruntime's EnableSubgraph, off by
+    default there); static quantization cannot, and the notes say how many
+    ops it left in float32 there.
     """
     import onnx
     from onnxruntime import quantization as q
@@ -149,6 +152,8 @@ def quantize(model: ir.Model, params: QuantizeParams) -> PassResult:
                     per_channel=params.per_channel,
                     weight_type=weight_type,
                     use_external_data_format=large,
+                    # Off by default in onnxruntime: If/Loop bodies would stay float.
+                    extra_options={"EnableSubgraph": True},
                 ),
                 notes,
             )
@@ -195,14 +200,28 @@ def quantize(model: ir.Model, params: QuantizeParams) -> PassResult:
             "onnxruntime's quantization changed the model's interface: "
             f"{_describe(expected)} became {_describe(got)}"
         )
+    in_bodies = _ops_in_subgraphs(result, params.op_types) if params.mode == "static" else 0
     if _integer_ops(result) <= _integer_ops(model):
+        reasons = [f"op_types: {', '.join(params.op_types)}"] if params.op_types else []
+        if in_bodies:
+            reasons.append(f"{in_bodies} candidates in If/Loop bodies: {_NO_BODIES}")
         raise PassError(
-            "onnxruntime quantized nothing"
-            + (f" (op_types: {', '.join(params.op_types)})" if params.op_types else "")
+            "onnxruntime quantized nothing" + (f" ({'; '.join(reasons)})" if reasons else "")
         )
+    if in_bodies:
+        notes.append(f"{in_bodies} ops in If/Loop bodies stay float32: {_NO_BODIES}")
     before, after = tensor_bytes(model), tensor_bytes(result)
     notes.append(f"weights {before / 2**20:.2f} MiB -> {after / 2**20:.2f} MiB")
     return PassResult(result, modified=True, notes=notes)
+
+
+_NO_BODIES = "onnxruntime's static quantization does not enter subgraphs; dynamic does"
+
+
+def _ops_in_subgraphs(model: ir.Model, op_types: list[str] | None) -> int:
+    """Quantizable nodes (Conv, MatMul, Gemm, or ``op_types``) inside If/Loop/Scan bodies."""
+    wanted = set(op_types or ("Conv", "MatMul", "Gemm"))
+    return sum(1 for g in model.graphs() if g is not model.graph for n in g if n.op_type in wanted)
 
 
 def _integer_ops(model: ir.Model) -> int:

@@ -239,3 +239,53 @@ def test_an_interface_changed_by_onnxruntime_is_refused(monkeypatch) -> None:
         PassError, match=r"\(x float32\) -> \(y float32\) became .*\(renamed float32\)"
     ):
         _run(two_layers(), preprocess=False)
+
+
+def if_with_matmuls() -> onnx.ModelProto:
+    """An If whose two branches each multiply ``x`` [1, 16] by a weight of their own."""
+    rng = np.random.default_rng(3)
+
+    def branch(name: str) -> onnx.GraphProto:
+        weight = rng.standard_normal((16, 16)).astype(np.float32)
+        return helper.make_graph(
+            [helper.make_node("MatMul", ["x", f"{name}_w"], [f"{name}_out"])],
+            name,
+            [],
+            [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, [1, 16])],
+            [numpy_helper.from_array(weight, f"{name}_w")],
+        )
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+            helper.make_node("Greater", ["s", "zero"], ["c"]),
+            helper.make_node(
+                "If", ["c"], ["y"], then_branch=branch("then"), else_branch=branch("else")
+            ),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
+        [numpy_helper.from_array(np.array(0, np.float32), "zero")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0], ids=["then", "else"])
+def test_dynamic_quantizes_inside_if_branches(sign: float) -> None:
+    """onnxruntime leaves subgraphs alone unless asked (EnableSubgraph)."""
+    source = if_with_matmuls()
+    proto = to_proto(_run(source).model)
+    if_node = next(n for n in proto.graph.node if n.op_type == "If")
+    for attribute in if_node.attribute:
+        assert "MatMulInteger" in [n.op_type for n in attribute.g.node]
+    x = sign * np.random.default_rng(4).random((1, 16), dtype=np.float32)
+    assert _cosine(run(proto, {"x": x})["y"], run(source, {"x": x})["y"]) > 0.99
+
+
+def test_static_says_it_cannot_enter_if_branches(tmp_path) -> None:
+    path = _calibration(tmp_path, x=np.random.default_rng(5).random((2, 1, 16), dtype=np.float32))
+    with pytest.raises(PassError, match=r"2 candidates in If/Loop bodies: .* does not enter"):
+        _run(if_with_matmuls(), mode="static", calibration=path)

@@ -289,3 +289,13 @@ def test_static_says_it_cannot_enter_if_branches(tmp_path) -> None:
     path = _calibration(tmp_path, x=np.random.default_rng(5).random((2, 1, 16), dtype=np.float32))
     with pytest.raises(PassError, match=r"2 candidates in If/Loop bodies: .* does not enter"):
         _run(if_with_matmuls(), mode="static", calibration=path)
+
+
+def test_a_recipe_with_an_unknown_op_type_names_its_place(tmp_path) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("version: 1\npasses:\n  - quantize:\n      op_types: [MatMul, Matmull]\n")
+    with pytest.raises(graphkit.RecipeError) as error:
+        graphkit.load_recipe(recipe)
+    assert str(error.value) == (
+        f"{recipe}:4:17: passes[0].quantize.op_types: not ONNX operators: 'Matmull'"
+    )

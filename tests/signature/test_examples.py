@@ -34,8 +34,11 @@ def _apply(name: str, checkpoint: Path, folder: Path) -> tuple[graphkit.ApplyRes
     return result, output
 
 
-def test_the_examples_are_valid_recipes() -> None:
-    for recipe in sorted(EXAMPLES.glob("*.yaml")):
+def test_the_examples_and_the_benchmarks_variants_are_valid_recipes() -> None:
+    benchmarks = EXAMPLES.parent / "benchmarks" / "recipes"
+    recipes = [*EXAMPLES.glob("*.yaml"), *benchmarks.glob("signature-verification-*.yaml")]
+    assert len(recipes) == 4
+    for recipe in recipes:
         graphkit.load_recipe(recipe)
 
 

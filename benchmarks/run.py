@@ -11,7 +11,8 @@ time (/usr/bin/time) reports it.
     python benchmarks/run.py --keep       # keep the generated 2.5 GiB model
 
 Generated files live in benchmarks/work/ (git-ignored); the 2.5 GiB model is
-removed at the end unless --keep.
+removed at the end unless --keep. benchmarks/precision.py writes its own section
+of RESULTS.md (float16 and int8), which a rewrite here keeps.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 sys.path.insert(0, str(HERE))
 import large_model  # noqa: E402
+import precision  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -563,7 +565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(text)
     target = RESULTS if args.only is None else WORK / "RESULTS-partial.md"
-    target.write_text(text)
+    kept = precision.existing_section(RESULTS) if target == RESULTS else ""
+    target.write_text(text + ("\n" + kept if kept else ""))
     print(f"written to {target}")
     return 0
 

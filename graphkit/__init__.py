@@ -32,7 +32,7 @@ from graphkit._errors import (
     UsageError,
 )
 from graphkit._frontends import Frontend, Imported, SourceContext, frontend
-from graphkit._params import NoParams, Params, SaveOptions
+from graphkit._params import NoParams, Params, RecipePath, SaveOptions
 from graphkit._passes import Pass, PassResult, graph_pass
 from graphkit.hookspecs import hookimpl
 
@@ -76,6 +76,7 @@ __all__ = [
     "PluginError",
     "Recipe",
     "RecipeError",
+    "RecipePath",
     "SaveOptions",
     "SourceContext",
     "UsageError",

@@ -6,7 +6,8 @@ import difflib
 import types
 import typing
 from collections.abc import Iterable
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import pydantic
 from pydantic_core import PydanticUndefined
@@ -21,6 +22,19 @@ class Params(pydantic.BaseModel):
     """
 
     model_config = pydantic.ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _against_recipe(value: str, info: pydantic.ValidationInfo) -> str:
+    folder = (info.context or {}).get("recipe_dir")
+    if not value:
+        raise ValueError("must be a path written as text")
+    return str(Path(folder) / value) if folder is not None else value
+
+
+#: A file a pass reads, written in a recipe relative to the recipe's folder
+#: (resolved while the recipe is validated); in a library call, relative to
+#: the current folder.
+RecipePath = Annotated[str, pydantic.AfterValidator(_against_recipe)]
 
 
 class NoParams(Params):

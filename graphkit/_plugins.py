@@ -41,6 +41,8 @@ BUILTIN_PLUGINS = (
     "graphkit_plugins.passes.check",
     "graphkit_plugins.passes.cleanup",
     "graphkit_plugins.passes.set_metadata",
+    "graphkit_plugins.passes.convert_float",
+    "graphkit_plugins.passes.quantize",
     "graphkit_plugins.builtin_recipes",
 )
 

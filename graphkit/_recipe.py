@@ -187,7 +187,7 @@ def load_recipe(
     steps = [
         step
         for index, item in enumerate(schema.passes)
-        if (step := _step(index, item, plugins, problems)) is not None
+        if (step := _step(index, item, plugins, problems, folder)) is not None
     ]
     resolved_source = _source(schema.source, source, folder, plugins, problems)
     save = _options(SaveOptions, "save", schema.save, problems) or SaveOptions()
@@ -216,7 +216,9 @@ def load_recipe(
     )
 
 
-def _step(index: int, item: Any, plugins: Plugins, problems: _Problems) -> Step | None:
+def _step(
+    index: int, item: Any, plugins: Plugins, problems: _Problems, folder: Path
+) -> Step | None:
     here: tuple[str | int, ...] = ("passes", index)
     if isinstance(item, str):
         name, params = item, {}
@@ -239,7 +241,8 @@ def _step(index: int, item: Any, plugins: Plugins, problems: _Problems) -> Step 
         problems.add(here, f"unknown pass {name!r}{did_you_mean(name, plugins.passes)}")
         return None
     try:
-        validated = pass_.params.model_validate(params)
+        # Paths among the parameters (graphkit.RecipePath) are relative to the recipe.
+        validated = pass_.params.model_validate(params, context={"recipe_dir": folder})
     except pydantic.ValidationError as error:
         fields = pass_.params.model_fields
         for loc, message in validation_problems(error, unknown="unknown parameter", known=fields):

@@ -207,12 +207,7 @@ class _Checkpoints:
 
 
 def _failure(output: OutputParity, options: VerifyOptions) -> str:
-    if output.problem:
-        return f"output {output.name!r}: {output.problem}"
-    return (
-        f"output {output.name!r} differs: max abs err {output.max_abs:.3g}, "
-        f"max rel err {output.max_rel:.3g} (rtol {options.rtol:g}, atol {options.atol:g})"
-    )
+    return output.failure(options.rtol, options.atol)
 
 
 def run_step(step: Step, model: ir.Model, before: Signature) -> tuple[ir.Model, StepReport]:

@@ -27,6 +27,24 @@ if TYPE_CHECKING:
 DEFAULT_DIM = 1
 
 
+class OutputTolerance(Params):
+    """What is acceptable for one output: ``verify.outputs.NAME``."""
+
+    rtol: float | None = pydantic.Field(
+        None, ge=0, description="Relative tolerance for this output; unset: verify.rtol."
+    )
+    atol: float | None = pydantic.Field(
+        None, ge=0, description="Absolute tolerance for this output; unset: verify.atol."
+    )
+    metric: Literal["cosine", "top_k"] | None = pydantic.Field(
+        None, description="A summary metric for this output; unset: verify.metric."
+    )
+    min: float | None = pydantic.Field(
+        None, description="The metric's lowest acceptable value; unset: verify.min."
+    )
+    k: int | None = pydantic.Field(None, ge=1, description="top_k's k; unset: verify.k.")
+
+
 class VerifyOptions(Params):
     """The recipe's ``verify:`` block."""
 
@@ -60,12 +78,70 @@ class VerifyOptions(Params):
         description="Check after every pass and name the first pass that breaks parity.",
     )
     seed: int = pydantic.Field(0, description="Seed of the random inputs.")
+    metric: Literal["cosine", "top_k"] | None = pydantic.Field(
+        None,
+        description=(
+            "A summary metric every output must also reach: 'cosine' (the cosine similarity "
+            "of result and reference, the lowest over the input sets) or 'top_k' (for "
+            "classifiers: the share of rows whose k highest classes, along the last axis, "
+            "are the reference's). Printed in the report."
+        ),
+    )
+    min: float | None = pydantic.Field(
+        None, description="The metric's lowest acceptable value, e.g. 0.99; needs 'metric'."
+    )
+    k: int = pydantic.Field(1, ge=1, description="top_k's k: 1 compares the argmax.")
+    outputs: dict[str, OutputTolerance] = pydantic.Field(
+        default_factory=dict,
+        description=(
+            "Per-output overrides of rtol, atol, metric, min and k, keyed by the final "
+            "model's output names."
+        ),
+    )
 
     @pydantic.model_validator(mode="after")
     def _some_inputs(self) -> VerifyOptions:
         if self.samples == 0 and self.inputs is None:
             raise ValueError("with samples: 0, give real inputs in 'inputs'")
+        for where, block in [("", self), *((f"outputs.{n}: ", o) for n, o in self.outputs.items())]:
+            if block.metric is not None and block.min is None and self.min is None:
+                raise ValueError(f"{where}metric {block.metric} needs a 'min'")
+            if block.min is not None and block.metric is None and self.metric is None:
+                raise ValueError(f"{where}min needs a 'metric' (cosine or top_k)")
         return self
+
+    def tolerance(self, output: str) -> Tolerance:
+        """The tolerance that applies to ``output`` (the final model's name for it)."""
+        own = self.outputs.get(output) or OutputTolerance()
+        metric = own.metric or self.metric
+        return Tolerance(
+            rtol=self.rtol if own.rtol is None else own.rtol,
+            atol=self.atol if own.atol is None else own.atol,
+            metric=metric,
+            min=(own.min if own.min is not None else self.min) if metric else None,
+            k=own.k or self.k,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Tolerance:
+    """What one output must meet: element-wise ``rtol``/``atol``, and a metric if set."""
+
+    rtol: float
+    atol: float
+    metric: str | None = None
+    min: float | None = None
+    k: int = 1
+
+    def describe(self) -> str:
+        text = f"rtol {self.rtol:g}, atol {self.atol:g}"
+        if self.metric:
+            text += f", {self.metric_name} >= {self.min:g}"
+        return text
+
+    @property
+    def metric_name(self) -> str:
+        return f"top-{self.k} agreement" if self.metric == "top_k" else str(self.metric)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,13 +154,31 @@ class OutputParity:
     max_rel: float
     ok: bool
     problem: str | None = None  # a shape or dtype mismatch
+    tolerance: Tolerance | None = None  # set when it differs from verify's rtol and atol alone
+    metric: float | None = None  # the summary metric's value, when one is asked for
 
     def describe(self, rtol: float, atol: float) -> str:
         if self.problem:
             return f"{self.name}: {self.problem}"
-        verdict = "ok" if self.ok else f"FAIL (rtol {rtol:g}, atol {atol:g})"
+        tolerance = self.tolerance or Tolerance(rtol, atol)
+        verdict = "ok" if self.ok else f"FAIL ({tolerance.describe()})"
         errors = f"max abs err {self.max_abs:.3g}, max rel err {self.max_rel:.3g}"
+        if tolerance.metric and self.metric is not None:
+            errors += f", {tolerance.metric_name} {self.metric:.6g}"
         return f"{self.name}: {errors}  {verdict}"
+
+    def failure(self, rtol: float, atol: float) -> str:
+        """Why this output failed, in one phrase."""
+        if self.problem:
+            return f"output {self.name!r}: {self.problem}"
+        tolerance = self.tolerance or Tolerance(rtol, atol)
+        metric = ""
+        if tolerance.metric and self.metric is not None:
+            metric = f", {tolerance.metric_name} {self.metric:.6g}"
+        return (
+            f"output {self.name!r} differs: max abs err {self.max_abs:.3g}, "
+            f"max rel err {self.max_rel:.3g}{metric} ({tolerance.describe()})"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,21 +239,34 @@ class Verifier:
     def describe(self) -> str:
         o = self.options
         count = len(self.input_sets)
-        return (
+        text = (
             f"verify against {o.against}: {count} input set{'s' if count != 1 else ''}, "
             f"rtol {o.rtol:g}, atol {o.atol:g}"
         )
+        if o.metric:
+            text += f", {Tolerance(o.rtol, o.atol, o.metric, o.min, o.k).metric_name} >= {o.min:g}"
+        if o.outputs:
+            text += f" ({len(o.outputs)} with their own)"
+        return text
 
     def compare(self, stage: str, model: OrtModel) -> ParityReport:
         """Run ``model`` on every input set and compare each output with the reference."""
         import numpy as np
 
         results = model.run_sets(self.input_sets)
+        unknown = sorted(set(self.options.outputs) - set(model.output_names))
+        if unknown:
+            raise ParityError(
+                f"verify.outputs: no output named {', '.join(map(repr, unknown))} "
+                f"(outputs: {', '.join(map(repr, model.output_names))})"
+            )
         outputs = []
         pairs = zip(model.output_names, self.source_outputs, strict=True)
         for index, (name, source_name) in enumerate(pairs):
+            tolerance = self.options.tolerance(name)
             max_abs = max_rel = 0.0
             ok, problem = True, None
+            wants, gots = [], []
             for expected, got_all in zip(self.expected, results, strict=True):
                 want, got = expected[source_name], got_all[index]
                 if want.shape != got.shape:
@@ -168,14 +275,61 @@ class Verifier:
                         f"shape {list(got.shape)}, but the reference has {list(want.shape)}",
                     )
                     break
-                abs_err, rel_err, close = _errors(np.asarray(want), np.asarray(got), self.options)
+                abs_err, rel_err, close = _errors(np.asarray(want), np.asarray(got), tolerance)
                 max_abs, max_rel = max(max_abs, abs_err), max(max_rel, rel_err)
                 ok = ok and close
-            outputs.append(OutputParity(name, source_name, max_abs, max_rel, ok, problem))
+                wants.append(np.asarray(want))
+                gots.append(np.asarray(got))
+            metric = None
+            if problem is None and tolerance.metric:
+                metric = _metric(tolerance, wants, gots)
+                ok = ok and tolerance.min is not None and metric >= tolerance.min
+            plain = tolerance == Tolerance(self.options.rtol, self.options.atol)
+            outputs.append(
+                OutputParity(
+                    name,
+                    source_name,
+                    max_abs,
+                    max_rel,
+                    ok,
+                    problem,
+                    tolerance=None if plain else tolerance,
+                    metric=metric,
+                )
+            )
         return ParityReport(stage=stage, outputs=outputs)
 
 
-def _errors(want: np.ndarray, got: np.ndarray, options: VerifyOptions) -> tuple[float, float, bool]:
+def _metric(tolerance: Tolerance, wants: list[np.ndarray], gots: list[np.ndarray]) -> float:
+    """The summary metric over every input set; see :class:`VerifyOptions`."""
+    import numpy as np
+
+    if tolerance.metric == "cosine":
+        values = []
+        for want, got in zip(wants, gots, strict=True):
+            a, b = want.astype(np.float64).ravel(), got.astype(np.float64).ravel()
+            norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+            # Two all-zero outputs agree; one all-zero output has no direction to agree with.
+            same = bool(np.array_equal(a, b))
+            values.append(1.0 if same else (float(a @ b) / norms if norms else 0.0))
+        return min(values) if values else 1.0
+    agree = total = 0
+    for want, got in zip(wants, gots, strict=True):
+        if want.ndim == 0 or want.shape[-1] < tolerance.k:
+            raise ParityError(
+                f"top_k with k {tolerance.k} needs outputs with at least {tolerance.k} classes "
+                f"on the last axis; this one is shaped {list(want.shape)}"
+            )
+        rows_want = want.reshape(-1, want.shape[-1])
+        rows_got = got.reshape(-1, got.shape[-1])
+        top_want = np.sort(np.argsort(-rows_want, axis=-1, kind="stable")[:, : tolerance.k])
+        top_got = np.sort(np.argsort(-rows_got, axis=-1, kind="stable")[:, : tolerance.k])
+        agree += int(np.all(top_want == top_got, axis=-1).sum())
+        total += rows_want.shape[0]
+    return agree / total if total else 1.0
+
+
+def _errors(want: np.ndarray, got: np.ndarray, options: Tolerance) -> tuple[float, float, bool]:
     """Max absolute and relative error, and whether every element is within tolerance.
 
     As in ``numpy.allclose(got, want, rtol, atol, equal_nan=True)``: an element

@@ -33,7 +33,7 @@ from graphkit._errors import (
 )
 from graphkit._frontends import Frontend, Imported, SourceContext, frontend
 from graphkit._params import NoParams, Params, SaveOptions
-from graphkit._passes import Pass, PassResult, graph_pass
+from graphkit._passes import IOAdapter, Pass, PassResult, graph_pass
 from graphkit.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ __all__ = [
     "ApplyResult",
     "Frontend",
     "GraphkitError",
+    "IOAdapter",
     "Imported",
     "ModelError",
     "NoParams",

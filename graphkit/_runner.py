@@ -17,6 +17,7 @@ from graphkit._errors import GraphkitError, ParityError, PassError, RecipeError
 from graphkit._frontends import Imported, ReferenceRunner, SourceContext
 from graphkit._inspect import Signature, real_inputs
 from graphkit._model_io import save
+from graphkit._passes import IOAdapter
 from graphkit._recipe import Recipe, Step, load_recipe
 from graphkit._verify import (
     OrtModel,
@@ -40,6 +41,7 @@ class StepReport:
     after: Signature
     notes: list[str]
     seconds: float
+    adapter: IOAdapter | None = None
 
 
 @dataclasses.dataclass
@@ -113,6 +115,8 @@ def apply(
             reports.append(report)
             signature = report.after
             say(_describe_step(report, len(recipe.steps)))
+            if report.adapter is not None:
+                checkpoints.adapters.append((step.label, report.adapter))
             if report.modified and checkpoints.per_pass:
                 checkpoints.add(model, f"{step.label} ({step.place})")
 
@@ -144,6 +148,9 @@ class _Checkpoints:
         self.per_pass = bool(self.options and self.options.per_pass)
         self.folder = workdir / "checkpoints"
         self.saved: list[tuple[str, Path]] = []
+        # Contract changes so far, and how many came before each saved model.
+        self.adapters: list[tuple[str, IOAdapter]] = []
+        self.applied: dict[Path, int] = {}
         self.reference: ReferenceRunner | None = None
         if self.options is None:
             return
@@ -161,6 +168,7 @@ class _Checkpoints:
         path = self.folder / f"{len(self.saved)}" / "model.onnx"
         save(model, path)
         self.saved.append((stage, path))
+        self.applied[path] = len(self.adapters)
 
     def verify(self, final: ir.Model, say: Echo) -> tuple[ParityReport, str | None]:
         """Compare the final model (and with per_pass, each checkpoint); describe any failure."""
@@ -171,8 +179,12 @@ class _Checkpoints:
         else:  # the imported model is the reference: no use comparing it with itself
             reference, stages = OrtModel(self.saved[0][1]).as_reference(), self.saved[1:]
         real = load_real_inputs(self.real_inputs) if self.real_inputs else None
-        verifier = Verifier(options, self.source_io, final, reference, real)
+        adapters = [adapter for _, adapter in self.adapters]
+        verifier = Verifier(options, self.source_io, final, reference, real, adapters)
         say(verifier.describe())
+        if self.adapters:
+            changed = ", ".join(label for label, _ in self.adapters)
+            say(f"  the reference's inputs and outputs follow the contract of {changed}")
 
         final_path = self.folder / "final" / "model.onnx"
         save(final, final_path)
@@ -181,7 +193,7 @@ class _Checkpoints:
             say(f"  {line}")
         if self.per_pass:
             for stage, path in stages:
-                bad = verifier.compare(stage, OrtModel(path)).first_failure
+                bad = verifier.compare(stage, OrtModel(path), self.applied[path]).first_failure
                 if bad is not None:
                     return result, f"parity broken by {stage}: {_failure(bad, options)}"
         bad = result.first_failure
@@ -215,6 +227,7 @@ def run_step(step: Step, model: ir.Model, before: Signature) -> tuple[ir.Model, 
         after=Signature.of(result.model) if result.modified else before,
         notes=result.notes,
         seconds=time.perf_counter() - started,
+        adapter=result.adapter,
     )
     return result.model, report
 

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import numpy as np
     import onnx_ir as ir
 
+    from graphkit._passes import IOAdapter
+
 #: Symbolic dims still left in the final model's inputs get this size.
 DEFAULT_DIM = 1
 
@@ -107,7 +109,9 @@ class Verifier:
     """Compares models with a fixed reference on fixed inputs.
 
     Built once the final model is known, since the inputs take their shapes
-    from it (dims fixed by the recipe apply to the source too).
+    from it (dims fixed by the recipe apply to the source too). Passes that
+    changed the model's contract give ``adapters``, in the order they ran:
+    the inputs reach the reference through them (see :class:`IOAdapter`).
     """
 
     def __init__(
@@ -117,6 +121,7 @@ class Verifier:
         final: ir.Model,
         reference: ReferenceRunner,
         real_inputs: Mapping[str, np.ndarray] | None,
+        adapters: Sequence[IOAdapter] = (),
     ) -> None:
         from graphkit._inspect import real_inputs as inputs_of
 
@@ -133,8 +138,9 @@ class Verifier:
                 f"cannot match outputs: the source has {len(self.source_outputs)}, "
                 f"the result {len(final.graph.outputs)}"
             )
+        self.adapters = list(adapters)
         self.input_sets = _input_sets(options, final_inputs, self.source_inputs, real_inputs)
-        self.expected = [_as_arrays(reference(feeds)) for feeds in self.input_sets]
+        self.expected = [_as_arrays(reference(feeds)) for feeds in self._inputs_at(0)]
         for outputs in self.expected:
             missing = [n for n in self.source_outputs if n not in outputs]
             if missing:
@@ -150,17 +156,23 @@ class Verifier:
             f"rtol {o.rtol:g}, atol {o.atol:g}"
         )
 
-    def compare(self, stage: str, model: OrtModel) -> ParityReport:
-        """Run ``model`` on every input set and compare each output with the reference."""
+    def compare(self, stage: str, model: OrtModel, applied: int | None = None) -> ParityReport:
+        """Run ``model`` on every input set and compare each output with the reference.
+
+        ``applied`` is how many of the adapters came before ``model`` (a
+        checkpoint); all of them by default (the final model).
+        """
         import numpy as np
 
-        results = model.run_sets(self.input_sets)
+        applied = len(self.adapters) if applied is None else applied
+        results = model.run_sets(self._inputs_at(applied))
+        references = self._expected_at(applied)
         outputs = []
         pairs = zip(model.output_names, self.source_outputs, strict=True)
         for index, (name, source_name) in enumerate(pairs):
             max_abs = max_rel = 0.0
             ok, problem = True, None
-            for expected, got_all in zip(self.expected, results, strict=True):
+            for expected, got_all in zip(references, results, strict=True):
                 want, got = expected[source_name], got_all[index]
                 if want.shape != got.shape:
                     ok, problem = (
@@ -173,6 +185,29 @@ class Verifier:
                 ok = ok and close
             outputs.append(OutputParity(name, source_name, max_abs, max_rel, ok, problem))
         return ParityReport(stage=stage, outputs=outputs)
+
+    def _inputs_at(self, applied: int) -> list[dict[str, np.ndarray]]:
+        """The input sets as the model after ``applied`` adapters takes them."""
+        sets = []
+        for feeds in self.input_sets:
+            arrays = list(feeds.values())
+            for adapter in reversed(self.adapters[applied:]):
+                for index, convert in adapter.inputs.items():
+                    arrays[index] = convert(arrays[index])
+            sets.append(dict(zip(feeds, arrays, strict=True)))
+        return sets
+
+    def _expected_at(self, applied: int) -> list[dict[str, np.ndarray]]:
+        """The reference's outputs as the model after ``applied`` adapters gives them."""
+        sets = []
+        for outputs in self.expected:
+            outputs = dict(outputs)
+            for adapter in self.adapters[:applied]:
+                for index, convert in adapter.outputs.items():
+                    name = self.source_outputs[index]
+                    outputs[name] = convert(outputs[name])
+            sets.append(outputs)
+        return sets
 
 
 def _errors(want: np.ndarray, got: np.ndarray, options: VerifyOptions) -> tuple[float, float, bool]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from graphkit_plugins._common.dims import SizeOrName
@@ -16,10 +17,10 @@ if TYPE_CHECKING:
     import onnx_ir as ir
     from graphkit_plugins._common.edges import Step
 
+# bfloat16 is left out: ONNX Runtime's Python API cannot be fed such arrays, so verify could not.
 DType = Literal[
     "float32",
     "float16",
-    "bfloat16",
     "float64",
     "int8",
     "int16",
@@ -95,8 +96,12 @@ class SetInputsParams(Params):
     inputs: dict[str, InputContract] = Field(
         default_factory=dict,
         description=(
-            "Graph inputs, as {name: {dtype, layout, scale, mean, std, channel_axis, shape}}. "
-            "Applied in the order Cast, x * scale, - mean, / std, Transpose."
+            "Graph inputs, as {name: {dtype, layout, scale, mean, std, channel_axis, shape}}: "
+            "the dtype the application gives (uint8, say); its layout (NHWC, NCHW, NWC, NCW, "
+            "NDHWC or NCDHW; the model's is the other of the pair); scale, mean and std, each "
+            "one number or one per channel; channel_axis, where those apply when no layout is "
+            "given; shape, as the application gives it. Applied in the order Cast, x * scale, "
+            "- mean, / std, Transpose."
         ),
     )
     outputs: dict[str, OutputContract] = Field(
@@ -166,7 +171,8 @@ def set_inputs(model: ir.Model, params: SetInputsParams) -> PassResult:
     taken = set(names_in_use(model))
     input_index = {v: i for i, v in enumerate(real_inputs(graph))}
     top: list[ir.Node] = []
-    adapter = IOAdapter(inputs={}, outputs={})
+    to_source: dict[int, Callable[[np.ndarray], np.ndarray]] = {}
+    from_source: dict[int, Callable[[np.ndarray], np.ndarray]] = {}
     notes = []
     for name, plan in input_plans.items():
         original = plan.value
@@ -182,7 +188,7 @@ def set_inputs(model: ir.Model, params: SetInputsParams) -> PassResult:
         original.replace_all_uses_with(inner)
         graph.inputs[graph.inputs.index(original)] = given
         top.extend(nodes)
-        adapter.inputs[input_index[original]] = functools.partial(_through, plan.steps)
+        to_source[input_index[original]] = functools.partial(_through, plan.steps)
         notes.append(f"input {name!r}: {describe(plan.steps)}; the graph reads {inner.name!r}")
     if top:
         first = next(iter(graph), None)
@@ -203,14 +209,15 @@ def set_inputs(model: ir.Model, params: SetInputsParams) -> PassResult:
         given.name = name
         graph.extend(nodes)
         graph.outputs[position] = given
-        adapter.outputs[position] = functools.partial(_through, plan.steps)
+        from_source[position] = functools.partial(_through, plan.steps)
         notes.append(f"output {name!r}: {describe(plan.steps)}; the graph makes {produced.name!r}")
 
     if any(plan.shape_fixed for plan in input_plans.values()):
         forget_intermediate_shapes(model)
         infer(model)
     modified = bool(notes) or shape_snapshot(model) != before
-    return PassResult(model, modified=modified, notes=notes, adapter=adapter if notes else None)
+    adapter = IOAdapter(inputs=to_source, outputs=from_source) if notes else None
+    return PassResult(model, modified=modified, notes=notes, adapter=adapter)
 
 
 def _through(steps: list[Step], array: np.ndarray) -> np.ndarray:
@@ -265,7 +272,7 @@ def _input_plan(value: ir.Value, contract: InputContract, problems: list[str]) -
     steps: list[Step] = []
     new_dtype = model_dtype
     if contract.dtype is not None and contract.dtype != dtype_name(model_dtype):
-        new_dtype = ir.DataType.from_numpy(_numpy_dtype(contract.dtype))
+        new_dtype = ir.DataType.from_numpy(np.dtype(contract.dtype))
         steps.append(Step("Cast", dtype_name(model_dtype), dtype=model_dtype))
     for key, op, suffix in (
         ("scale", "Mul", "scaled"),
@@ -304,6 +311,7 @@ def _output_plan(
     graph: ir.Graph, value: ir.Value, contract: OutputContract, problems: list[str]
 ) -> _Plan | None:
     """The nodes for one output, or ``None`` after adding what is wrong to ``problems``."""
+    import numpy as np
     import onnx_ir as ir
     from graphkit_plugins._common.edges import LAYOUTS, Step, permutation
 
@@ -323,7 +331,7 @@ def _output_plan(
         return None
     steps: list[Step] = []
     shape = value.shape
-    origin = dtype_name(value.dtype)
+    origin = dtype_name(value.dtype) if value.dtype is not None else "made"
     if contract.layout is not None:
         model_layout = LAYOUTS[contract.layout]
         perm = permutation(model_layout, contract.layout)
@@ -333,7 +341,7 @@ def _output_plan(
         origin = model_layout.lower()
     dtype = value.dtype
     if contract.dtype is not None and contract.dtype != dtype_name(value.dtype):
-        dtype = ir.DataType.from_numpy(_numpy_dtype(contract.dtype))
+        dtype = ir.DataType.from_numpy(np.dtype(contract.dtype))
         steps.append(Step("Cast", contract.dtype, dtype=dtype))
     if not steps:
         return None
@@ -406,15 +414,6 @@ def _per_channel(
 
 def _dims(shape: ir.Shape) -> list[int | str]:
     return [d if isinstance(d, int) else str(d.value) for d in shape]
-
-
-def _numpy_dtype(name: str) -> np.dtype:
-    import numpy as np
-    import onnx_ir as ir
-
-    if name == "bfloat16":
-        return np.dtype(ir.DataType.BFLOAT16.numpy())
-    return np.dtype(name)
 
 
 @hookimpl

@@ -11,7 +11,8 @@ import pytest
 import graphkit
 from graphkit._cli import main
 from graphkit._errors import ParityError
-from tests.models import tf2onnx_like, write
+from graphkit._verify import Verifier, VerifyOptions
+from tests.models import as_ir, run, tf2onnx_like, write
 
 #: A third-party pass that doubles the first input inside the graph, declaring it or not.
 DOUBLE_PLUGIN = '''
@@ -53,9 +54,9 @@ def scale_output(model, params):
 
     graph = model.graph
     old = graph.outputs[0]
-    mul = ir.node("Mul", [old, ir.node("Constant", [], {"value": ir.tensor(
-        np.array(params.factor, old.dtype.numpy()))}).outputs[0]])
-    graph.insert_before(next(iter(graph)), [mul.inputs[1].producer()])
+    factor = ir.node("Constant", [], {"value": ir.tensor(np.array(params.factor, np.float32))})
+    mul = ir.node("Mul", [old, factor.outputs[0]])
+    graph.append(factor)
     graph.append(mul)
     new = mul.outputs[0]
     name, old.name = old.name, old.name + "_unscaled"
@@ -142,3 +143,34 @@ def test_real_inputs_are_given_as_the_final_model_takes_them(project: Path) -> N
     x = np.random.default_rng(5).integers(0, 256, (1, 3, 8, 8), dtype=np.uint8)
     np.savez(project / "real.npz", input_1=x)
     assert graphkit.apply(recipe(project, CONTRACT, "inputs: real.npz\nsamples: 0\n")).output
+
+
+def test_the_reference_gets_the_source_form_of_the_samples() -> None:
+    """Samples span uint8's range for the final model; the source sees them scaled and NHWC."""
+    set_inputs = graphkit.passes.set_inputs
+    contract = {"dtype": "uint8", "layout": "NCHW", "scale": 1 / 255, "shape": [1, 3, 8, 8]}
+    result = set_inputs.run(
+        as_ir(tf2onnx_like(size=8)), set_inputs.validate({"inputs": {"input_1": contract}})
+    )
+    assert result.adapter is not None
+    seen: list[dict[str, np.ndarray]] = []
+
+    def reference(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        seen.append(dict(feeds))
+        return run(tf2onnx_like(size=8), feeds)
+
+    verifier = Verifier(
+        VerifyOptions(samples=2),
+        (["input_1"], ["conv2d_6"]),
+        result.model,
+        reference,
+        None,
+        [result.adapter],
+    )
+    samples = [feeds["input_1"] for feeds in verifier.input_sets]
+    assert [(s.dtype, s.shape) for s in samples] == [(np.uint8, (1, 3, 8, 8))] * 2
+    assert min(s.min() for s in samples) == 0 and max(s.max() for s in samples) == 255
+    for given, sample in zip(seen, samples, strict=True):
+        expected = (sample.astype(np.float32) * np.float32(1 / 255)).transpose(0, 2, 3, 1)
+        assert given["input_1"].dtype == np.float32
+        np.testing.assert_array_equal(given["input_1"], expected)

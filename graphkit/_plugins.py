@@ -35,13 +35,13 @@ BUILTIN_PLUGINS = (
     "graphkit_plugins.frontends.savedmodel",
     "graphkit_plugins.passes.rename_io",
     "graphkit_plugins.passes.fix_dims",
+    "graphkit_plugins.passes.set_inputs",
     "graphkit_plugins.passes.simplify",
     "graphkit_plugins.passes.set_opset",
     "graphkit_plugins.passes.infer_shapes",
     "graphkit_plugins.passes.check",
     "graphkit_plugins.passes.cleanup",
     "graphkit_plugins.passes.set_metadata",
-    "graphkit_plugins.passes.set_inputs",
     "graphkit_plugins.builtin_recipes",
 )
 

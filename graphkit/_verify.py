@@ -8,6 +8,7 @@ matched by position, so a renamed output is still compared with its source.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -140,13 +141,15 @@ class Verifier:
             )
         self.adapters = list(adapters)
         self.input_sets = _input_sets(options, final_inputs, self.source_inputs, real_inputs)
-        self.expected = [_as_arrays(reference(feeds)) for feeds in self._inputs_at(0)]
-        for outputs in self.expected:
+        # What the source gives; ``expected`` is that as the final model should give it.
+        self.reference_outputs = [_as_arrays(reference(feeds)) for feeds in self._inputs_at(0)]
+        for outputs in self.reference_outputs:
             missing = [n for n in self.source_outputs if n not in outputs]
             if missing:
                 raise ParityError(
                     f"the reference gave no output named {', '.join(map(repr, missing))}"
                 )
+        self.expected = self._expected_at(len(self.adapters))
 
     def describe(self) -> str:
         o = self.options
@@ -162,17 +165,17 @@ class Verifier:
         ``applied`` is how many of the adapters came before ``model`` (a
         checkpoint); all of them by default (the final model).
         """
+        if applied is not None and applied < len(self.adapters):
+            return self._at(applied).compare(stage, model)
         import numpy as np
 
-        applied = len(self.adapters) if applied is None else applied
-        results = model.run_sets(self._inputs_at(applied))
-        references = self._expected_at(applied)
+        results = model.run_sets(self.input_sets)
         outputs = []
         pairs = zip(model.output_names, self.source_outputs, strict=True)
         for index, (name, source_name) in enumerate(pairs):
             max_abs = max_rel = 0.0
             ok, problem = True, None
-            for expected, got_all in zip(references, results, strict=True):
+            for expected, got_all in zip(self.expected, results, strict=True):
                 want, got = expected[source_name], got_all[index]
                 if want.shape != got.shape:
                     ok, problem = (
@@ -185,6 +188,14 @@ class Verifier:
                 ok = ok and close
             outputs.append(OutputParity(name, source_name, max_abs, max_rel, ok, problem))
         return ParityReport(stage=stage, outputs=outputs)
+
+    def _at(self, applied: int) -> Verifier:
+        """This verifier for a checkpoint taken after the first ``applied`` adapters."""
+        stage = copy.copy(self)
+        stage.input_sets = self._inputs_at(applied)
+        stage.expected = self._expected_at(applied)
+        stage.adapters = self.adapters[:applied]
+        return stage
 
     def _inputs_at(self, applied: int) -> list[dict[str, np.ndarray]]:
         """The input sets as the model after ``applied`` adapters takes them."""
@@ -200,7 +211,7 @@ class Verifier:
     def _expected_at(self, applied: int) -> list[dict[str, np.ndarray]]:
         """The reference's outputs as the model after ``applied`` adapters gives them."""
         sets = []
-        for outputs in self.expected:
+        for outputs in self.reference_outputs:
             outputs = dict(outputs)
             for adapter in self.adapters[:applied]:
                 for index, convert in adapter.outputs.items():

@@ -33,15 +33,17 @@ from graphkit._errors import (
 )
 from graphkit._frontends import Frontend, Imported, SourceContext, frontend
 from graphkit._params import NoParams, Params, SaveOptions
-from graphkit._passes import IOAdapter, Pass, PassResult, graph_pass
+from graphkit._passes import Pass, PassResult, graph_pass
 from graphkit.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from graphkit._model_io import load, save
+    from graphkit._passes import IOAdapter
     from graphkit._recipe import Recipe, load_recipe
     from graphkit._runner import ApplyResult, apply
 
 _LAZY = {
+    "IOAdapter": "graphkit._passes",
     "load": "graphkit._model_io",
     "save": "graphkit._model_io",
     "Recipe": "graphkit._recipe",

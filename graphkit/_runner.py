@@ -8,7 +8,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import onnx_ir as ir
 
@@ -17,7 +17,6 @@ from graphkit._errors import GraphkitError, ParityError, PassError, RecipeError
 from graphkit._frontends import Imported, ReferenceRunner, SourceContext
 from graphkit._inspect import Signature, real_inputs
 from graphkit._model_io import save
-from graphkit._passes import IOAdapter
 from graphkit._recipe import Recipe, Step, load_recipe
 from graphkit._verify import (
     OrtModel,
@@ -27,6 +26,9 @@ from graphkit._verify import (
     VerifyOptions,
     load_real_inputs,
 )
+
+if TYPE_CHECKING:
+    from graphkit._passes import IOAdapter
 
 Echo = Callable[[str], None]
 

@@ -38,11 +38,13 @@ from graphkit.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from graphkit._load import load
+    from graphkit._passes import IOAdapter
     from graphkit._recipe import Recipe, load_recipe
     from graphkit._runner import ApplyResult, apply
     from graphkit._save import save
 
 _LAZY = {
+    "IOAdapter": "graphkit._passes",
     "load": "graphkit._load",
     "save": "graphkit._save",
     "Recipe": "graphkit._recipe",
@@ -65,6 +67,7 @@ __all__ = [
     "ApplyResult",
     "Frontend",
     "GraphkitError",
+    "IOAdapter",
     "Imported",
     "ModelError",
     "NoParams",

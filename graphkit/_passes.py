@@ -14,11 +14,37 @@ from graphkit._errors import PassError, PluginError
 from graphkit._params import NoParams, Params, format_loc, undescribed_fields, validation_problems
 
 if TYPE_CHECKING:
+    import numpy as np
     import onnx_ir as ir
 
 P = TypeVar("P", bound=Params)
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+
+
+ArrayMap = Callable[["np.ndarray"], "np.ndarray"]
+
+
+@dataclasses.dataclass(frozen=True)
+class IOAdapter:
+    """How a pass changed what the model takes and gives, so ``verify:`` can follow.
+
+    A pass that changes the model's contract (an input's dtype, layout or
+    scale, say) declares one. The verifier makes inputs for the final model
+    and feeds the reference, and every earlier checkpoint, through the
+    ``inputs`` maps of the passes in between, last pass first; the
+    reference's outputs go forward through the ``outputs`` maps.
+
+    Attributes:
+        inputs: By position among the graph's inputs (weights listed as
+            inputs not counted): turns an array the returned model takes
+            into what the given model took there.
+        outputs: By position among the graph's outputs: turns what the given
+            model gave there into what the returned model gives.
+    """
+
+    inputs: Mapping[int, ArrayMap] = dataclasses.field(default_factory=dict)
+    outputs: Mapping[int, ArrayMap] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -32,11 +58,14 @@ class PassResult:
             runner reports it and skips work for unchanged models.
         notes: Things the user should know, one line each (for example
             "saved weight inputs as constants"). The runner prints them.
+        adapter: How the model's inputs and outputs now relate to the ones
+            it was given, for a pass that changes them; see :class:`IOAdapter`.
     """
 
     model: ir.Model
     modified: bool
     notes: list[str] = dataclasses.field(default_factory=list)
+    adapter: IOAdapter | None = None
 
 
 @dataclasses.dataclass(frozen=True)

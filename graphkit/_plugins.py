@@ -35,6 +35,7 @@ BUILTIN_PLUGINS = (
     "graphkit_plugins.frontends.savedmodel",
     "graphkit_plugins.passes.rename_io",
     "graphkit_plugins.passes.fix_dims",
+    "graphkit_plugins.passes.set_inputs",
     "graphkit_plugins.passes.simplify",
     "graphkit_plugins.passes.set_opset",
     "graphkit_plugins.passes.infer_shapes",

@@ -8,7 +8,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import onnx_ir as ir
 
@@ -27,6 +27,9 @@ from graphkit._verify import (
     load_real_inputs,
 )
 
+if TYPE_CHECKING:
+    from graphkit._passes import IOAdapter
+
 Echo = Callable[[str], None]
 
 
@@ -40,6 +43,7 @@ class StepReport:
     after: Signature
     notes: list[str]
     seconds: float
+    adapter: IOAdapter | None = None
 
 
 @dataclasses.dataclass
@@ -113,6 +117,8 @@ def apply(
             reports.append(report)
             signature = report.after
             say(_describe_step(report, len(recipe.steps)))
+            if report.adapter is not None:
+                checkpoints.adapters.append((step.label, report.adapter))
             if report.modified and checkpoints.per_pass:
                 checkpoints.add(model, f"{step.label} ({step.place})")
 
@@ -144,6 +150,9 @@ class _Checkpoints:
         self.per_pass = bool(self.options and self.options.per_pass)
         self.folder = workdir / "checkpoints"
         self.saved: list[tuple[str, Path]] = []
+        # Contract changes so far, and how many came before each saved model.
+        self.adapters: list[tuple[str, IOAdapter]] = []
+        self.applied: dict[Path, int] = {}
         self.reference: ReferenceRunner | None = None
         if self.options is None:
             return
@@ -161,6 +170,7 @@ class _Checkpoints:
         path = self.folder / f"{len(self.saved)}" / "model.onnx"
         save(model, path)
         self.saved.append((stage, path))
+        self.applied[path] = len(self.adapters)
 
     def verify(self, final: ir.Model, say: Echo) -> tuple[ParityReport | None, str | None]:
         """Compare the final model (and with per_pass, each checkpoint); describe any failure.
@@ -176,8 +186,12 @@ class _Checkpoints:
         else:  # the imported model is the reference: no use comparing it with itself
             reference, stages = OrtModel(self.saved[0][1]).as_reference(), self.saved[1:]
         real = load_real_inputs(self.real_inputs) if self.real_inputs else None
-        verifier = Verifier(options, self.source_io, final, reference, real)
+        adapters = [adapter for _, adapter in self.adapters]
+        verifier = Verifier(options, self.source_io, final, reference, real, adapters)
         say(verifier.describe())
+        if self.adapters:
+            changed = ", ".join(label for label, _ in self.adapters)
+            say(f"  the reference's inputs and outputs follow the contract of {changed}")
 
         final_path = self.folder / "final" / "model.onnx"
         save(final, final_path)
@@ -195,7 +209,7 @@ class _Checkpoints:
         if self.per_pass:
             for stage, path in stages:
                 try:
-                    bad = verifier.compare(stage, OrtModel(path)).first_failure
+                    bad = verifier.compare(stage, OrtModel(path), self.applied[path]).first_failure
                 except ParityError as error:
                     return result, f"parity broken by {stage}: {error}"
                 if bad is not None:
@@ -228,6 +242,7 @@ def run_step(step: Step, model: ir.Model, before: Signature) -> tuple[ir.Model, 
         after=Signature.of(result.model) if result.modified else before,
         notes=result.notes,
         seconds=time.perf_counter() - started,
+        adapter=result.adapter,
     )
     return result.model, report
 

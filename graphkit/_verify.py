@@ -8,6 +8,7 @@ matched by position, so a renamed output is still compared with its source.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,6 +23,8 @@ from graphkit._params import Params
 if TYPE_CHECKING:
     import numpy as np
     import onnx_ir as ir
+
+    from graphkit._passes import IOAdapter
 
 #: Symbolic dims still left in the final model's inputs get this size.
 DEFAULT_DIM = 1
@@ -201,7 +204,9 @@ class Verifier:
     """Compares models with a fixed reference on fixed inputs.
 
     Built once the final model is known, since the inputs take their shapes
-    from it (dims fixed by the recipe apply to the source too).
+    from it (dims fixed by the recipe apply to the source too). Passes that
+    changed the model's contract give ``adapters``, in the order they ran:
+    the inputs reach the reference through them (see :class:`IOAdapter`).
     """
 
     def __init__(
@@ -211,6 +216,7 @@ class Verifier:
         final: ir.Model,
         reference: ReferenceRunner,
         real_inputs: Mapping[str, np.ndarray] | None,
+        adapters: Sequence[IOAdapter] = (),
     ) -> None:
         from graphkit._inspect import real_inputs as inputs_of
 
@@ -227,14 +233,17 @@ class Verifier:
                 f"cannot match outputs: the source has {len(self.source_outputs)}, "
                 f"the result {len(final.graph.outputs)}"
             )
+        self.adapters = list(adapters)
         self.input_sets = _input_sets(options, final_inputs, self.source_inputs, real_inputs)
-        self.expected = [_as_arrays(reference(feeds)) for feeds in self.input_sets]
-        for outputs in self.expected:
+        # What the source gives; ``expected`` is that as the final model should give it.
+        self.reference_outputs = [_as_arrays(reference(feeds)) for feeds in self._inputs_at(0)]
+        for outputs in self.reference_outputs:
             missing = [n for n in self.source_outputs if n not in outputs]
             if missing:
                 raise ParityError(
                     f"the reference gave no output named {', '.join(map(repr, missing))}"
                 )
+        self.expected = self._expected_at(len(self.adapters))
 
     def describe(self) -> str:
         o = self.options
@@ -249,8 +258,14 @@ class Verifier:
             text += f" ({len(o.outputs)} with their own)"
         return text
 
-    def compare(self, stage: str, model: OrtModel) -> ParityReport:
-        """Run ``model`` on every input set and compare each output with the reference."""
+    def compare(self, stage: str, model: OrtModel, applied: int | None = None) -> ParityReport:
+        """Run ``model`` on every input set and compare each output with the reference.
+
+        ``applied`` is how many of the adapters came before ``model`` (a
+        checkpoint); all of them by default (the final model).
+        """
+        if applied is not None and applied < len(self.adapters):
+            return self._at(applied).compare(stage, model)
         import numpy as np
 
         results = model.run_sets(self.input_sets)
@@ -298,6 +313,37 @@ class Verifier:
                 )
             )
         return ParityReport(stage=stage, outputs=outputs)
+
+    def _at(self, applied: int) -> Verifier:
+        """This verifier for a checkpoint taken after the first ``applied`` adapters."""
+        stage = copy.copy(self)
+        stage.input_sets = self._inputs_at(applied)
+        stage.expected = self._expected_at(applied)
+        stage.adapters = self.adapters[:applied]
+        return stage
+
+    def _inputs_at(self, applied: int) -> list[dict[str, np.ndarray]]:
+        """The input sets as the model after ``applied`` adapters takes them."""
+        sets = []
+        for feeds in self.input_sets:
+            arrays = list(feeds.values())
+            for adapter in reversed(self.adapters[applied:]):
+                for index, convert in adapter.inputs.items():
+                    arrays[index] = convert(arrays[index])
+            sets.append(dict(zip(feeds, arrays, strict=True)))
+        return sets
+
+    def _expected_at(self, applied: int) -> list[dict[str, np.ndarray]]:
+        """The reference's outputs as the model after ``applied`` adapters gives them."""
+        sets = []
+        for outputs in self.reference_outputs:
+            outputs = dict(outputs)
+            for adapter in self.adapters[:applied]:
+                for index, convert in adapter.outputs.items():
+                    name = self.source_outputs[index]
+                    outputs[name] = convert(outputs[name])
+            sets.append(outputs)
+        return sets
 
 
 def _metric(tolerance: Tolerance, wants: list[np.ndarray], gots: list[np.ndarray]) -> float:

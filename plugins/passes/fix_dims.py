@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-from pydantic import Field, PlainValidator
+from graphkit_plugins._common.dims import Size, SizeOrName
+from pydantic import Field
 
 from graphkit import Params, Pass, PassError, PassResult, graph_pass, hookimpl
 
 if TYPE_CHECKING:
     import onnx_ir as ir
-
-Size = Annotated[int, Field(ge=1)]
-
-
-def _size_or_name(value: object) -> int | str:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"a size is a whole number or a dim name, not {value!r}")
-    # 0 is a size: an input can be empty (as can the data a shape is read from).
-    if isinstance(value, int) and value < 0:
-        raise ValueError("a size cannot be negative")
-    return value
-
-
-SizeOrName = Annotated[int | str, PlainValidator(_size_or_name)]
 
 
 class FixDimsParams(Params):

@@ -37,7 +37,9 @@ def _apply(name: str, checkpoint: Path, folder: Path) -> tuple[graphkit.ApplyRes
 def test_the_examples_and_the_benchmarks_variants_are_valid_recipes() -> None:
     benchmarks = EXAMPLES.parent / "benchmarks" / "recipes"
     recipes = [*EXAMPLES.glob("*.yaml"), *benchmarks.glob("signature-verification-*.yaml")]
-    assert len(recipes) == 4
+    assert {"signature-verification-float16.yaml", "signature-verification-int8.yaml"} <= {
+        r.name for r in recipes
+    }
     for recipe in recipes:
         graphkit.load_recipe(recipe)
 

@@ -131,6 +131,13 @@ def _parser() -> argparse.ArgumentParser:
     inspect = command("inspect", "show a model's interface, ops, symbolic dims and size")
     inspect.add_argument("model", metavar="MODEL", help="an ONNX file")
     inspect.set_defaults(run=_inspect)
+
+    schema = command(
+        "schema",
+        "print the JSON Schema of recipes, with every loaded pass and format",
+        with_plugins,
+    )
+    schema.set_defaults(run=_schema)
     return parser
 
 
@@ -229,6 +236,14 @@ def _inspect(args: argparse.Namespace) -> int:
 
     path = Path(args.model)
     print(describe(load(path), path))
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from graphkit._plugins import load_plugins
+    from graphkit._schema import schema_text
+
+    sys.stdout.write(schema_text(load_plugins(args.plugin)))
     return 0
 
 

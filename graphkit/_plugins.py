@@ -41,6 +41,7 @@ BUILTIN_PLUGINS = (
     "graphkit_plugins.passes.check",
     "graphkit_plugins.passes.cleanup",
     "graphkit_plugins.passes.set_metadata",
+    "graphkit_plugins.passes.extract",
     "graphkit_plugins.builtin_recipes",
 )
 

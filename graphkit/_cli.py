@@ -138,6 +138,30 @@ def _parser() -> argparse.ArgumentParser:
         with_plugins,
     )
     schema.set_defaults(run=_schema)
+
+    new = command("new", "write a starter recipe for a model", with_plugins)
+    new.add_argument(
+        "model", metavar="MODEL", help="an ONNX file, a SavedModel folder or a checkpoint"
+    )
+    new.add_argument(
+        "-o", "--output", metavar="RECIPE", help="the recipe to write (default: MODEL.recipe.yaml)"
+    )
+    new.add_argument("--force", action="store_true", help="replace an existing recipe")
+    new.add_argument("--format", metavar="FORMAT", help="the source format (default: detected)")
+    new.add_argument(
+        "--module", metavar="FILE.py:CLASS", help="torch: the model class the weights load into"
+    )
+    new.add_argument(
+        "--state-dict-key", metavar="KEY", help="torch: where the weights are in the checkpoint"
+    )
+    new.add_argument(
+        "--input",
+        metavar="NAME=SHAPE[:DTYPE]",
+        action="append",
+        default=[],
+        help="torch: one input of forward, such as img=1,3,224,224:float32 (repeatable, in order)",
+    )
+    new.set_defaults(run=_new)
     return parser
 
 
@@ -244,6 +268,28 @@ def _schema(args: argparse.Namespace) -> int:
     from graphkit._schema import schema_text
 
     sys.stdout.write(schema_text(load_plugins(args.plugin)))
+    return 0
+
+
+def _new(args: argparse.Namespace) -> int:
+    from graphkit._starter import parse_input, write_starter
+
+    options: dict[str, object] = {}
+    if args.module is not None:
+        options["module"] = args.module
+    if args.state_dict_key is not None:
+        options["state_dict_key"] = args.state_dict_key
+    if args.input:
+        options["inputs"] = dict(parse_input(text) for text in args.input)
+    write_starter(
+        args.model,
+        args.output,
+        format=args.format,
+        options=options,
+        plugin_files=args.plugin,
+        force=args.force,
+        echo=print,
+    )
     return 0
 
 

@@ -99,6 +99,11 @@ def _parser() -> argparse.ArgumentParser:
         help="write the output even if the parity check fails (the exit code still says it failed)",
     )
     apply.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    apply.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (source, passes with their parameters, output, verify); write nothing",
+    )
     apply.set_defaults(run=_apply)
 
     validate = command("validate", "check a recipe without running it", with_plugins)
@@ -175,6 +180,11 @@ def _version() -> str:
 
 
 def _apply(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        from graphkit._plan import dry_run
+
+        dry_run(args.recipe, output=args.output, source=args.source, plugins=args.plugin)
+        return 0
     from graphkit._runner import apply
 
     echo = None if args.quiet else print

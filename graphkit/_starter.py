@@ -175,6 +175,7 @@ def starter_text(
     stem = model_path.resolve().stem or "model"
     name = recipe_path.name
     opset = model.opset_imports.get("")
+    description = f"{model_path.name} ({frontend.name}) to ONNX: a starter recipe"
     lines = [
         f"# yaml-language-server: $schema={SCHEMA_FILE}",
         "#",
@@ -192,12 +193,12 @@ def starter_text(
     lines += [f"#   output {value_signature(v)}" for v in outputs]
     lines += [
         "version: 1",
-        f"name: {_scalar(stem)}",
-        f"description: {_scalar(f'{model_path.name} ({frontend.name}) to ONNX: a starter recipe')}",
+        f"name: {yaml_scalar(stem)}",
+        f"description: {yaml_scalar(description)}",
     ]
     if plugin_paths:
         lines.append("# Plugin files this recipe's passes or format come from.")
-        lines.append(f"plugins: {_flow(plugin_paths)}")
+        lines.append(f"plugins: {yaml_flow(plugin_paths)}")
     lines += _source_lines(frontend, source)
     lines += ["passes:"]
     lines += _rename_lines(inputs, outputs)
@@ -212,7 +213,7 @@ def starter_text(
         "  - check",
         "# Where the result goes, relative to this file (-o overrides); a folder of its",
         "# own, so it never replaces the source.",
-        f"output: {_scalar(f'build/{stem}.onnx')}",
+        f"output: {yaml_scalar(f'build/{stem}.onnx')}",
         "# The result must give the source's numbers: both run on random inputs (dims",
         "# still symbolic get size 1) and every output is compared. 'source' is the",
         f"# {_reference_words(frontend.name)}; `per_pass: true` names the first pass",
@@ -260,17 +261,17 @@ def _source_lines(frontend: Frontend[Any], source: dict[str, Any]) -> list[str]:
     for key in sorted(source, key=lambda k: order.index(k) if k in order else len(order)):
         value = source[key]
         if isinstance(value, Mapping) and value:  # one entry a line: torch's inputs, say
-            lines.append(f"  {_scalar(key)}:")
-            lines += [f"    {_scalar(k)}: {_flow(v)}" for k, v in value.items()]
+            lines.append(f"  {yaml_scalar(key)}:")
+            lines += [f"    {yaml_scalar(k)}: {yaml_flow(v)}" for k, v in value.items()]
         else:
-            lines.append(f"  {_scalar(key)}: {_flow(value)}")
+            lines.append(f"  {yaml_scalar(key)}: {yaml_flow(value)}")
     rest = [row for row in describe_fields(frontend.params) if row[0] not in source]
     if rest:
         lines.append(f"  # The other options of format {frontend.name}, at their defaults")
         lines.append("  # (`graphkit schema` and the README describe them):")
         for field, *_ in rest:
             value = frontend.params.model_fields[field].get_default(call_default_factory=True)
-            lines.append(f"  # {field}: {_flow(value)}")
+            lines.append(f"  # {field}: {yaml_flow(value)}")
     return lines
 
 
@@ -288,7 +289,7 @@ def _rename_lines(inputs: list[Any], outputs: list[Any]) -> list[str]:
             continue
         lines.append(f"      {kind}:")
         for value in values:
-            key = _scalar(value.name or "")
+            key = yaml_scalar(value.name or "")
             shape = value_signature(value).removeprefix(f"{value.name} ")
             lines.append(f"        {key}: {key}    # {shape}")
     return lines
@@ -309,14 +310,14 @@ def _fix_dims_lines(inputs: list[Any], dims: dict[str, list[str]]) -> list[str]:
         shown = ", ".join(users[:_SHOWN_USES])
         if len(users) > _SHOWN_USES:
             shown += f", +{len(users) - _SHOWN_USES} more"
-        lines.append(f"  #       {_scalar(dim)}: 1    # used by {shown}")
+        lines.append(f"  #       {yaml_scalar(dim)}: 1    # used by {shown}")
     shapes = {
         v.name or "": [d if isinstance(d, int) else 1 for d in v.shape]
         for v in inputs
         if v.shape is not None and any(not isinstance(d, int) for d in v.shape)
     }
     if shapes:
-        lines.append(f"  #     # or: shapes: {_flow(shapes)}")
+        lines.append(f"  #     # or: shapes: {yaml_flow(shapes)}")
     return lines
 
 
@@ -405,7 +406,7 @@ def _stage(path: Path, text: str) -> Path:
     return Path(name)
 
 
-def _scalar(value: Any) -> str:
+def yaml_scalar(value: Any) -> str:
     """One YAML scalar that reads back as ``value``."""
     if value is None:
         return "null"
@@ -419,12 +420,12 @@ def _scalar(value: Any) -> str:
     return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted one
 
 
-def _flow(value: Any) -> str:
+def yaml_flow(value: Any) -> str:
     """``value`` in YAML's flow style, on one line."""
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{_scalar(k)}: {_flow(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{yaml_scalar(k)}: {yaml_flow(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_flow(v) for v in value) + "]"
+        return "[" + ", ".join(yaml_flow(v) for v in value) + "]"
     if isinstance(value, pydantic.BaseModel):
-        return _flow(value.model_dump())
-    return _scalar(value)
+        return yaml_flow(value.model_dump())
+    return yaml_scalar(value)

@@ -20,7 +20,8 @@ from graphkit._verify import VerifyOptions
 
 #: The file name ``graphkit new`` gives the schema it writes beside a recipe.
 SCHEMA_FILE = "graphkit-recipe.schema.json"
-_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# Draft 7: the newest the YAML language server (VS Code's YAML extension) documents.
+_DIALECT = "http://json-schema.org/draft-07/schema#"
 
 
 class _WithFactoryDefaults(GenerateJsonSchema):
@@ -34,7 +35,7 @@ class _WithFactoryDefaults(GenerateJsonSchema):
 
 
 def recipe_schema(plugins: Plugins) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of a recipe that may use ``plugins``."""
+    """The JSON Schema (draft 7) of a recipe that may use ``plugins``."""
     from graphkit._recipe import _RecipeSchema
 
     models: list[type[Params]] = [SaveOptions, VerifyOptions]

@@ -50,7 +50,7 @@ def round_trip(recipe: Path) -> dict:
     schema = json.loads(schema_file.read_text())
     assert schema_file.read_text() == schema_text(default_plugins())
     data = yaml.safe_load(recipe.read_text())
-    jsonschema.Draft202012Validator(schema).validate(json.loads(json.dumps(data)))
+    jsonschema.Draft7Validator(schema).validate(json.loads(json.dumps(data)))
     return data
 
 

@@ -23,10 +23,10 @@ GOLDEN = Path(__file__).parent / "golden"
 EXAMPLE_PLUGIN = ROOT / "tests" / "data" / "example_plugin" / "graphkit_example_plugin.py"
 
 
-def validator(plugins=None) -> jsonschema.Draft202012Validator:
+def validator(plugins=None) -> jsonschema.Draft7Validator:
     schema = recipe_schema(plugins or default_plugins())
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
 
 
 def as_editors_see_it(data: Any) -> Any:
@@ -56,7 +56,7 @@ def readme_recipes() -> list[tuple[str, dict[str, Any]]]:
 def test_the_schema_is_a_valid_json_schema_and_printed_by_the_cli(capsys) -> None:
     assert main(["schema"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    jsonschema.Draft202012Validator.check_schema(printed)
+    jsonschema.Draft7Validator.check_schema(printed)
     assert printed == recipe_schema(default_plugins())
 
 

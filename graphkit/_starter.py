@@ -302,7 +302,7 @@ def _fix_dims_lines(inputs: list[Any], dims: dict[str, list[str]]) -> list[str]:
         "  # The symbolic dims and the values that use them. Uncomment and give sizes to",
         "  # fix them: every use changes, and shapes are inferred again. `shapes:` fixes",
         "  # whole input shapes instead, which keeps working when a converter renumbers",
-        "  # its dims (tf2onnx's unk__127). Names are the ones after rename_io.",
+        "  # its dims (tf2onnx's unk__127); it names inputs as rename_io leaves them.",
         "  # - fix_dims:",
         "  #     dims:",
     ]

@@ -5,18 +5,23 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graphkit._cli import main
-from graphkit._errors import RecipeError
+from graphkit._errors import GraphkitError, RecipeError
 from graphkit._plugins import default_plugins, load_plugins
 from graphkit._recipe import load_recipe
 from graphkit._schema import recipe_schema
+from tests.reliability.test_fuzz import recipes as fuzzed_recipes
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
@@ -201,3 +206,149 @@ NOT_STRUCTURAL = {"yaml_syntax", "python_tag", "duplicate_key", "missing_plugin"
 def test_the_schema_refuses_each_golden_invalid_recipe(case: str) -> None:
     data = yaml.safe_load((GOLDEN / f"{case}.yaml").read_text())
     assert not validator().is_valid(as_editors_see_it(data))
+
+
+tensor_names = st.sampled_from(["input_1", "conv2d_6", "x", "y:0", "a b", "yes", "1"])
+sizes = st.integers(-1, 4)
+valid_steps = st.one_of(
+    st.sampled_from(["simplify", "cleanup", "check", "infer_shapes", "extract", "set_opset"]),
+    st.fixed_dictionaries(
+        {"cleanup": st.none() | st.fixed_dictionaries({}, optional={"sort": st.booleans()})}
+    ),
+    st.fixed_dictionaries(
+        {
+            "rename_io": st.fixed_dictionaries(
+                {},
+                optional={
+                    "inputs": st.dictionaries(tensor_names, tensor_names, max_size=2),
+                    "outputs": st.dictionaries(tensor_names, tensor_names, max_size=2),
+                },
+            )
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "fix_dims": st.fixed_dictionaries(
+                {},
+                optional={
+                    "dims": st.dictionaries(tensor_names, sizes, max_size=2),
+                    "shapes": st.dictionaries(
+                        tensor_names, st.lists(sizes | tensor_names, max_size=3), max_size=1
+                    ),
+                },
+            )
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "set_opset": st.fixed_dictionaries(
+                {"version": st.integers(0, 25) | st.sampled_from(["17", 17.0])}
+            )
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "extract": st.fixed_dictionaries(
+                {},
+                optional={
+                    "inputs": st.lists(tensor_names, max_size=2),
+                    "outputs": st.lists(tensor_names, max_size=2),
+                },
+            )
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "simplify": st.fixed_dictionaries(
+                {},
+                optional={
+                    "check_n": sizes,
+                    "tensor_size_threshold": st.sampled_from(["1.5GB", "10MB", 5]),
+                    "skipped_optimizers": st.lists(tensor_names, max_size=2),
+                },
+            )
+        }
+    ),
+)
+valid_sources = st.one_of(
+    st.just({"path": "m.onnx"}),
+    st.fixed_dictionaries({"path": st.just("m.onnx"), "format": st.just("onnx")}),
+    st.fixed_dictionaries(
+        {
+            "path": st.just("w.pt"),
+            "format": st.just("torch"),
+            "inputs": st.dictionaries(
+                tensor_names,
+                st.fixed_dictionaries(
+                    {"shape": st.lists(sizes, max_size=3)},
+                    optional={"dtype": st.sampled_from(["uint8", "float32", "f32"])},
+                ),
+                max_size=2,
+            ),
+        },
+        optional={
+            "opset": st.integers(5, 20),
+            "exporter": st.sampled_from(["dynamo", "torchscript", "jit"]),
+            "module": st.sampled_from(["m.py:Net", "pkg.mod:Net", "Net"]),
+            "dynamic": st.dictionaries(
+                tensor_names, st.dictionaries(sizes, tensor_names, max_size=1), max_size=1
+            ),
+        },
+    ),
+    st.fixed_dictionaries(
+        {"path": st.just("saved"), "format": st.just("savedmodel")},
+        optional={
+            "opset": st.integers(8, 19),
+            "tag": st.sampled_from(["serve", ""]),
+            "inputs_as_nchw": st.lists(tensor_names, max_size=1),
+            "large_model": st.booleans(),
+        },
+    ),
+)
+structured_recipes = st.fixed_dictionaries(
+    {"version": st.sampled_from([1] * 8 + ["1", True]), "source": valid_sources},
+    optional={
+        "name": st.sampled_from(["n", "n", None, 3]),
+        "passes": st.lists(valid_steps, max_size=4),
+        "output": st.sampled_from(["out.onnx", "", None]),
+        "save": st.fixed_dictionaries(
+            {},
+            optional={
+                "external_data": st.sampled_from([None, True, False, "w.bin", "a/b", 1]),
+                "threshold_bytes": sizes,
+                "max_shard_bytes": sizes | st.none(),
+            },
+        ),
+        "verify": st.fixed_dictionaries(
+            {},
+            optional={
+                "against": st.sampled_from(["source", "imported", "tf"]),
+                "samples": sizes,
+                "rtol": st.floats(-1, 1) | sizes,
+                "per_pass": st.booleans(),
+                "seed": sizes,
+            },
+        ),
+    },
+)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, database=None)
+@given(recipe=st.one_of(structured_recipes, structured_recipes, fuzzed_recipes))
+def test_the_schema_accepts_every_recipe_graphkit_accepts(recipe: dict) -> None:
+    """Random recipes, mostly near valid ones: none graphkit accepts is marked wrong in an editor.
+
+    Each one the schema refuses graphkit refuses too (the converse does not hold:
+    graphkit also checks what a schema cannot, such as files and dim names).
+    """
+    folder = Path(tempfile.mkdtemp(prefix="graphkit-schema-"))
+    try:
+        (folder / "m.onnx").write_bytes(b"")  # validation only looks at the name
+        try:
+            load_recipe(recipe, base_dir=folder)
+        except GraphkitError:
+            return
+        errors = [e.message for e in validator().iter_errors(as_editors_see_it(recipe))]
+        assert not errors, errors
+    finally:
+        shutil.rmtree(folder)

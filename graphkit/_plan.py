@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from graphkit._errors import GraphkitError, ModelError, PassError
+from graphkit._errors import GraphkitError, ModelError, PassError, RecipeError
 from graphkit._inspect import _size
 from graphkit._recipe import Recipe, Step, load_recipe
 from graphkit._starter import yaml_flow
@@ -59,7 +59,7 @@ def dry_run(
     """Validate a recipe and print its plan.
 
     Raises:
-        RecipeError: the recipe is invalid.
+        RecipeError: the recipe is invalid or has no source.
         ModelError: the source is missing or cannot be read.
         PassError: a pass's parameters do not fit the source (names or dims
             it does not have).
@@ -89,8 +89,9 @@ def _source(
 ) -> tuple[_Graph | None, Any]:
     src = recipe.source
     if src is None:
-        echo("source: none (give source.path in the recipe or --source)")
-        problems.append((ModelError, f"{recipe.file}: no source to run the recipe on"))
+        echo("source: none")
+        message = f"{recipe.file}: no source: give source.path in the recipe or --source"
+        problems.append((RecipeError, message))
         return None, None
     frontend = src.frontend
     echo(f"source: {src.path} (format {frontend.name})")

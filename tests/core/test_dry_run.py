@@ -212,3 +212,15 @@ def test_overrides_apply_to_the_plan(flag: str, tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert (f"output: {value}\n" if flag == "-o" else f"source: {value} (format onnx)\n") in out
     assert not (tmp_path / "elsewhere.onnx").exists()
+
+
+def test_a_recipe_without_a_source(tmp_path: Path, capsys) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("version: 1\npasses: [cleanup]\n")
+    assert main(["apply", str(recipe), "--dry-run"]) == RecipeError.exit_code
+    captured = capsys.readouterr()
+    assert "source: none\n" in captured.out
+    assert "output: none (nothing would be written; give output: or -o)\n" in captured.out
+    assert captured.err == (
+        f"graphkit: error: {recipe}: no source: give source.path in the recipe or --source\n"
+    )

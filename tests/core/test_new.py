@@ -19,6 +19,8 @@ from graphkit._schema import SCHEMA_FILE, schema_text
 from tests.large.builders import external_model, write_external
 from tests.models import from_text, ir3_weights_as_inputs, matmul, tf2onnx_like, with_if, write
 
+ROOT = Path(__file__).resolve().parents[2]
+
 ODD_NAMES = """<ir_version: 8, opset_import: ["" : 17]>
     g (float[batch, 2] "input:0", float[batch, 2] yes) => (float[batch, 2] "out put")
     {
@@ -179,6 +181,20 @@ def test_a_file_of_no_known_format(tmp_path: Path, capsys) -> None:
     assert capsys.readouterr().err.startswith(
         f"graphkit: error: {odd}: cannot tell its format; give --format ("
     )
+
+
+def test_plugin_files_are_listed_and_in_the_schema(tmp_path: Path) -> None:
+    plugin = tmp_path / "plugins" / "stamp.py"
+    plugin.parent.mkdir()
+    plugin.write_text((ROOT / "tests/data/example_plugin/graphkit_example_plugin.py").read_text())
+    source = write(matmul(8), tmp_path / "model.onnx")
+    recipe = tmp_path / "work" / "r.yaml"
+    recipe.parent.mkdir()
+    assert main(["new", str(source), "-o", str(recipe), "--plugin", str(plugin)]) == 0
+    assert yaml.safe_load(recipe.read_text())["plugins"] == ["../plugins/stamp.py"]
+    schema = json.loads((recipe.parent / SCHEMA_FILE).read_text())
+    assert "stamp" in schema["properties"]["passes"]["items"]["anyOf"][1]["properties"]
+    assert main(["validate", str(recipe)]) == 0  # finds its plugin without --plugin
 
 
 @pytest.mark.tf

@@ -366,10 +366,19 @@ def _relative_options(options: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 
 def _suggested_state_dict_key(path: Path) -> str | None:
-    """Where a torch checkpoint keeps its weights; asked of the torch frontend."""
+    """Where a torch checkpoint keeps its weights; asked of the torch frontend.
+
+    A file it cannot tell about (a TorchScript archive, a pickled model) gets
+    no key here; the import that follows explains what is wrong, if anything.
+    """
     from graphkit_plugins.frontends.torch_source import find_state_dict_key
 
-    return find_state_dict_key(path)
+    from graphkit._errors import GraphkitError
+
+    try:
+        return find_state_dict_key(path)
+    except GraphkitError:
+        return None
 
 
 def _relative(path: Path, folder: Path) -> str:

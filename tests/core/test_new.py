@@ -16,6 +16,7 @@ from graphkit._cli import main
 from graphkit._errors import UsageError
 from graphkit._plugins import default_plugins
 from graphkit._schema import SCHEMA_FILE, schema_text
+from graphkit._starter import _relative_options, parse_input
 from tests.large.builders import external_model, write_external
 from tests.models import from_text, ir3_weights_as_inputs, matmul, tf2onnx_like, with_if, write
 
@@ -172,6 +173,28 @@ def test_usage_errors(args: list[str], message: str, tmp_path: Path, capsys) -> 
     assert main(["new", str(source), "-o", str(recipe), *args]) == UsageError.exit_code
     assert message in capsys.readouterr().err
     assert not recipe.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("img=1,3,224,224:float32", ("img", {"shape": [1, 3, 224, 224], "dtype": "float32"})),
+        ("img=150x220:uint8", ("img", {"shape": [150, 220], "dtype": "uint8"})),
+        ("x=4", ("x", {"shape": [4]})),
+        ("scalar=", ("scalar", {"shape": []})),
+    ],
+)
+def test_input_specs(text: str, expected: tuple) -> None:
+    assert parse_input(text) == expected
+
+
+def test_a_module_file_is_written_relative_to_the_recipe(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "recipes").mkdir()
+    monkeypatch.chdir(tmp_path)
+    options = _relative_options({"module": "models/net.py:Net"}, tmp_path / "recipes")
+    assert options == {"module": "../models/net.py:Net"}
+    assert _relative_options({"module": "pkg.net:Net"}, tmp_path) == {"module": "pkg.net:Net"}
 
 
 def test_a_file_of_no_known_format(tmp_path: Path, capsys) -> None:

@@ -124,6 +124,10 @@ def write_starter(
         context = SourceContext(recipe_dir=folder, workdir=Path(tmp))
         imported = frontend.load(model_path, validated, context)
     model_ir = imported.model
+    from graphkit._inspect import real_inputs, symbolic_dims
+
+    inputs, outputs = len(real_inputs(model_ir.graph)), len(model_ir.graph.outputs)
+    dims = len(symbolic_dims(model_ir))
 
     source = {"path": _relative(model_path, folder), "format": frontend.name, **given}
     plugin_paths = [_relative(Path(f), folder) for f in plugin_files]
@@ -146,14 +150,8 @@ def write_starter(
         say(f"kept {schema_path}, which differs from `graphkit schema`; --force replaces it")
         schema_path = None
 
-    from graphkit._inspect import real_inputs, symbolic_dims
-
     return Starter(
-        recipe=recipe_path,
-        schema=schema_path,
-        inputs=len(real_inputs(model_ir.graph)),
-        outputs=len(model_ir.graph.outputs),
-        dims=len(symbolic_dims(model_ir)),
+        recipe=recipe_path, schema=schema_path, inputs=inputs, outputs=outputs, dims=dims
     )
 
 

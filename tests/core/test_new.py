@@ -16,7 +16,7 @@ from graphkit._cli import main
 from graphkit._errors import UsageError
 from graphkit._plugins import default_plugins
 from graphkit._schema import SCHEMA_FILE, schema_text
-from graphkit._starter import _relative_options, parse_input
+from graphkit._starter import _relative_options, parse_input, write_starter
 from tests.large.builders import external_model, write_external
 from tests.models import from_text, ir3_weights_as_inputs, matmul, tf2onnx_like, with_if, write
 
@@ -94,7 +94,9 @@ def test_a_starter_recipe_validates_applies_unchanged_and_fits_the_schema(
 def test_the_fix_dims_block_lists_every_dim_and_its_uses(tmp_path: Path) -> None:
     source = write(tf2onnx_like(size=4), tmp_path / "model.onnx")
     recipe = tmp_path / "recipe.yaml"
-    assert main(["new", str(source), "-o", str(recipe)]) == 0
+    starter = write_starter(source, recipe)
+    assert (starter.inputs, starter.outputs, starter.dims) == (1, 1, 2)
+    assert starter.schema == tmp_path / SCHEMA_FILE
     text = recipe.read_text()
     assert "  # - fix_dims:\n  #     dims:\n" in text
     assert "  #       unk__127: 1    # used by input_1, nchw, conv, relu, nhwc\n" in text

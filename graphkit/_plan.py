@@ -32,13 +32,10 @@ class _Graph:
     """The names of the source's interface and dims, followed through the passes."""
 
     def __init__(self, model: Any) -> None:
-        from graphkit._inspect import real_inputs, symbolic_dims, value_signature
+        from graphkit._inspect import real_inputs, symbolic_dims
 
         self.inputs = [v.name or "" for v in real_inputs(model.graph)]
         self.outputs = [v.name or "" for v in model.graph.outputs]
-        self.signatures = {
-            v.name: value_signature(v) for v in [*real_inputs(model.graph), *model.graph.outputs]
-        }
         self.dims = symbolic_dims(model)
 
     def rename(self, mapping: Mapping[str, str], kind: str) -> None:

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from graphkit._errors import GraphkitError, ModelError, PassError, RecipeError
-from graphkit._inspect import _size
 from graphkit._recipe import Recipe, Step, load_recipe
 from graphkit._starter import yaml_flow
 
@@ -105,7 +104,8 @@ def _source(
         echo("  not imported in a dry run: its inputs, outputs and dims are known after import")
         return None, None
 
-    from graphkit._inspect import op_histogram, real_inputs, value_signature
+    # onnx and onnx-ir, slow to import, only when there is an ONNX model to read.
+    from graphkit._inspect import _size, op_histogram, real_inputs, value_signature
     from graphkit._model_io import load, tensor_bytes
 
     try:
@@ -210,7 +210,7 @@ def _output(
     echo(f"output: {out}{exists}")
     save = recipe.save
     threshold = f"tensors under {save.threshold_bytes} B stay inline"
-    shards = f", in shards of at most {_size(save.max_shard_bytes)}" if save.max_shard_bytes else ""
+    shards = f", in shards of at most {save.max_shard_bytes} B" if save.max_shard_bytes else ""
     if save.external_data is False:
         echo("  layout: one file, every weight inline")
     elif save.external_data is True:

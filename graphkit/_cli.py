@@ -103,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
         help="write the output even if the parity check fails (the exit code still says it failed)",
     )
     apply.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    apply.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (source, passes with their parameters, output, verify); write nothing",
+    )
     apply.set_defaults(run=_apply)
 
     validate = command("validate", "check a recipe without running it", with_plugins)
@@ -135,6 +140,37 @@ def _parser() -> argparse.ArgumentParser:
     inspect = command("inspect", "show a model's interface, ops, symbolic dims and size")
     inspect.add_argument("model", metavar="MODEL", help="an ONNX file")
     inspect.set_defaults(run=_inspect)
+
+    schema = command(
+        "schema",
+        "print the JSON Schema of recipes, with every loaded pass and format",
+        with_plugins,
+    )
+    schema.set_defaults(run=_schema)
+
+    new = command("new", "write a starter recipe for a model", with_plugins)
+    new.add_argument(
+        "model", metavar="MODEL", help="an ONNX file, a SavedModel folder or a checkpoint"
+    )
+    new.add_argument(
+        "-o", "--output", metavar="RECIPE", help="the recipe to write (default: MODEL.recipe.yaml)"
+    )
+    new.add_argument("--force", action="store_true", help="replace an existing recipe")
+    new.add_argument("--format", metavar="FORMAT", help="the source format (default: detected)")
+    new.add_argument(
+        "--module", metavar="FILE.py:CLASS", help="torch: the model class the weights load into"
+    )
+    new.add_argument(
+        "--state-dict-key", metavar="KEY", help="torch: where the weights are in the checkpoint"
+    )
+    new.add_argument(
+        "--input",
+        metavar="NAME=SHAPE[:DTYPE]",
+        action="append",
+        default=[],
+        help="torch: one input of forward, such as img=1,3,224,224:float32 (repeatable, in order)",
+    )
+    new.set_defaults(run=_new)
     return parser
 
 
@@ -148,6 +184,11 @@ def _version() -> str:
 
 
 def _apply(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        from graphkit._plan import dry_run
+
+        dry_run(args.recipe, output=args.output, source=args.source, plugins=args.plugin)
+        return 0
     from graphkit._runner import apply
 
     echo = None if args.quiet else print
@@ -233,6 +274,36 @@ def _inspect(args: argparse.Namespace) -> int:
 
     path = Path(args.model)
     print(describe(load(path), path))
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from graphkit._plugins import load_plugins
+    from graphkit._schema import schema_text
+
+    sys.stdout.write(schema_text(load_plugins(args.plugin)))
+    return 0
+
+
+def _new(args: argparse.Namespace) -> int:
+    from graphkit._starter import parse_input, write_starter
+
+    options: dict[str, object] = {}
+    if args.module is not None:
+        options["module"] = args.module
+    if args.state_dict_key is not None:
+        options["state_dict_key"] = args.state_dict_key
+    if args.input:
+        options["inputs"] = dict(parse_input(text) for text in args.input)
+    write_starter(
+        args.model,
+        args.output,
+        format=args.format,
+        options=options,
+        plugin_files=args.plugin,
+        force=args.force,
+        echo=print,
+    )
     return 0
 
 

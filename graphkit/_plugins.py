@@ -44,6 +44,7 @@ BUILTIN_PLUGINS = (
     "graphkit_plugins.passes.set_metadata",
     "graphkit_plugins.passes.convert_float",
     "graphkit_plugins.passes.quantize",
+    "graphkit_plugins.passes.extract",
     "graphkit_plugins.builtin_recipes",
 )
 

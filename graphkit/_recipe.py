@@ -28,15 +28,38 @@ from graphkit._yaml import MAX_BYTES, Located, load_yaml
 class _RecipeSchema(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid", strict=True)
 
-    version: Literal[1]
-    name: str | None = None
-    description: str | None = None
-    plugins: list[str] = []
-    source: dict[str, Any] | None = None
-    passes: list[Any] = []
-    output: Annotated[str, pydantic.Field(min_length=1)] | None = None
-    save: dict[str, Any] | None = None
-    verify: dict[str, Any] | None = None
+    # The descriptions are what `graphkit schema` gives editors.
+    version: Literal[1] = pydantic.Field(description="The recipe format version: 1.")
+    name: str | None = pydantic.Field(None, description="A name; the file's stem by default.")
+    description: str | None = pydantic.Field(
+        None, description="What the recipe does; `graphkit recipes` shows its first line."
+    )
+    plugins: list[str] = pydantic.Field(
+        [], description="Plugin files (Python), relative to the recipe, whose passes it uses."
+    )
+    source: dict[str, Any] | None = pydantic.Field(
+        None, description="Where the model comes from: path, format and the format's options."
+    )
+    passes: list[Any] = pydantic.Field(
+        [], description="The passes, in order: a name, or {name: parameters}."
+    )
+    output: Annotated[str, pydantic.Field(min_length=1)] | None = pydantic.Field(
+        None, description="Where the result is written, relative to the recipe; -o overrides it."
+    )
+    save: dict[str, Any] | None = pydantic.Field(
+        None, description="How the output is written (external data, shards)."
+    )
+    verify: dict[str, Any] | None = pydantic.Field(
+        None, description="Parity of the result with the source, checked before writing it."
+    )
+
+    @pydantic.field_validator("version", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: Any) -> Any:
+        # Literal[1] takes True, since True == 1 in Python: refuse `version: true`.
+        if isinstance(value, bool):
+            raise ValueError("Input should be 1")
+        return value
 
 
 @dataclasses.dataclass(frozen=True)

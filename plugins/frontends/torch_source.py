@@ -404,6 +404,36 @@ def _check_state_dict(torch: Any, path: Path, state: Any, key: str | None) -> No
         )
 
 
+def find_state_dict_key(path: Path) -> str | None:
+    """Where a checkpoint keeps its weights, as a ``state_dict_key``, if there is one place.
+
+    ``None`` when the checkpoint is a state dict itself, or when no single
+    nested mapping of tensors (up to three levels down) stands out; reading the
+    checkpoint then explains. Read with ``weights_only=True``, like an import.
+    """
+    torch = _import_torch(path)
+    loaded = _torch_load(torch, path, trust=False, notes=[])
+    if _looks_like_state_dict(torch, loaded):
+        return None
+    found: list[str] = []
+    level: list[tuple[str, Any]] = [("", loaded)]
+    for _ in range(3):
+        deeper = []
+        for key, value in level:
+            if not isinstance(value, Mapping):
+                continue
+            for name, item in value.items():
+                dotted = f"{key}.{name}" if key else str(name)
+                if _looks_like_state_dict(torch, item):
+                    found.append(dotted)
+                else:
+                    deeper.append((dotted, item))
+        if found:
+            break
+        level = deeper
+    return found[0] if len(found) == 1 else None
+
+
 def _looks_like_state_dict(torch: Any, value: Any) -> bool:
     return (
         isinstance(value, Mapping)

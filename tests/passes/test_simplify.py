@@ -1,4 +1,4 @@
-"""simplify: onnxsim's folding, with the model's interface guarded."""
+"""simplify: the engines' folding, with the model's interface guarded."""
 
 from __future__ import annotations
 
@@ -39,26 +39,36 @@ def test_folds_constants_and_keeps_the_interface() -> None:
 
 def test_options_reach_onnxsim() -> None:
     result = simplify.run(
-        as_ir(from_text(FOLDABLE)), simplify.validate({"constant_folding": False})
+        as_ir(from_text(FOLDABLE)),
+        simplify.validate({"constant_folding": False, "engine": "onnxsim"}),
     )
     ops = [n.op_type for n in to_proto(result.model).graph.node]
     assert "Mul" in ops, "with folding off the constant Mul stays"
 
 
-def test_weights_listed_as_inputs_stay_inputs_by_default() -> None:
-    """onnxsim turned such weights into constants without saying so."""
+def test_weights_listed_as_inputs_become_constants_by_default() -> None:
     source = ir3_weights_as_inputs()
-    proto = to_proto(simplify(as_ir(source)))
-    assert [i.name for i in proto.graph.input] == ["data", "W", "B"]
+    result = simplify.run(as_ir(source), simplify.validate({}))
+    assert [v.name for v in result.model.graph.inputs] == ["data"]
+    assert result.notes[-1] == (
+        "2 weights listed as inputs became constants (fold_weight_inputs: false keeps them inputs)"
+    )
     x = random_input((2, 3))
+    proto = to_proto(result.model)
     np.testing.assert_allclose(run(proto, {"data": x})["prob"], run(source, {"data": x})["prob"])
 
 
-def test_folding_weight_inputs_is_said_out_loud() -> None:
+@pytest.mark.parametrize("engine", ["onnxsim", "onnxslim"])
+def test_weights_kept_as_inputs_can_still_be_overridden(engine: str) -> None:
+    """onnxslim dropped such inputs; onnxsim folded what was computed from them."""
     source = ir3_weights_as_inputs()
-    result = simplify.run(as_ir(source), simplify.validate({"fold_weight_inputs": True}))
-    assert result.notes == ["2 weights listed as inputs became constants"]
-    assert [v.name for v in result.model.graph.inputs] == ["data"]
+    source.ir_version = 7  # from IR 4 on, ONNX Runtime lets a caller feed such a weight
+    proto = to_proto(simplify(as_ir(source), fold_weight_inputs=False, engine=engine))
+    assert [i.name for i in proto.graph.input] == ["data", "W", "B"]
+    x = random_input((2, 3))
+    np.testing.assert_allclose(run(proto, {"data": x})["prob"], run(source, {"data": x})["prob"])
+    other = {"data": x, "W": random_input((4, 3)), "B": random_input((4,))}
+    np.testing.assert_allclose(run(proto, other)["prob"], run(source, other)["prob"])
 
 
 def test_subgraphs_survive() -> None:
@@ -79,7 +89,7 @@ def test_an_interface_change_is_an_error(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(onnxsim, "simplify", renaming)
     with pytest.raises(PassError) as caught:
-        simplify(as_ir(from_text(FOLDABLE)))
+        simplify(as_ir(from_text(FOLDABLE)), engine="onnxsim")
     assert str(caught.value) == (
         "onnxsim changed the model's interface: "
         "outputs [y float32, z float32] became [y float32, renamed float32]"
@@ -91,12 +101,12 @@ def test_an_interface_change_is_an_error(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(onnxsim, "simplify", dropping)
     with pytest.raises(PassError, match=r"outputs \[y float32, z float32\] became \[y float32\]"):
-        simplify(as_ir(from_text(FOLDABLE)))
+        simplify(as_ir(from_text(FOLDABLE)), engine="onnxsim")
 
 
 def test_onnxsim_failing_its_own_check(monkeypatch: pytest.MonkeyPatch) -> None:
     import onnxsim
 
     monkeypatch.setattr(onnxsim, "simplify", lambda model, **options: (model, False))
-    with pytest.raises(PassError, match="onnxsim's own check found outputs that differ"):
-        simplify(as_ir(from_text(FOLDABLE)))
+    with pytest.raises(PassError, match="onnxsim failed its own check: outputs differ"):
+        simplify(as_ir(from_text(FOLDABLE)), engine="onnxsim")

@@ -48,7 +48,25 @@ def run_engine(name: EngineName, proto: onnx.ModelProto, params: SimplifyParams)
         problem = _checker_problem(result)
         if problem:
             raise EngineFailed(f"wrote a model onnx's checker refuses: {problem}")
+    problem = _bad_bias(result.graph)
+    if problem:
+        raise EngineFailed(f"wrote {problem}")
     return result
+
+
+def _bad_bias(graph: onnx.GraphProto) -> str | None:
+    """A Conv whose bias is not one-dimensional, which ONNX Runtime refuses when it runs.
+
+    onnxsim writes one when it folds a scale of shape [1, 1, 1, 1] into a Conv,
+    and onnx's checker does not look at the bias's shape.
+    """
+    shapes = {t.name: list(t.dims) for t in graph.initializer}
+    for node in graph.node:
+        is_conv = node.op_type in ("Conv", "ConvTranspose") and node.domain in ("", "ai.onnx")
+        if is_conv and len(node.input) > 2 and len(shapes.get(node.input[2], [0])) != 1:
+            name = node.name or node.output[0]
+            return f"a Conv ({name}) whose bias has shape {shapes[node.input[2]]}, not 1-D"
+    return None
 
 
 def _onnxsim(proto: onnx.ModelProto, params: SimplifyParams) -> onnx.ModelProto:

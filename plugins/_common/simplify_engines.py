@@ -99,7 +99,12 @@ def _onnxslim(proto: onnx.ModelProto, params: SimplifyParams) -> onnx.ModelProto
     if not params.constant_folding:
         skipped.append("constant_folding")
     if not params.optimize:
-        skipped += ["graph_fusion", "subexpression_elimination", "weight_tying"]
+        skipped += [
+            "graph_fusion",
+            "dead_node_elimination",
+            "subexpression_elimination",
+            "weight_tying",
+        ]
     patterns = [] if params.fuse_bn else ["FusionConvBN", "FusionConvTransposeBN"]
     result = onnxslim.slim(
         proto,

@@ -41,7 +41,11 @@ class SimplifyParams(Params):
         default_factory=list, description="Names of onnx-optimizer passes not to run."
     )
     constant_folding: bool = Field(
-        True, description="Fold subgraphs that depend only on constants."
+        True,
+        description=(
+            "Fold subgraphs that depend only on constants (onnxslim's eliminations still "
+            "fold some; set engine: onnxsim to fold nothing)."
+        ),
     )
     shape_inference: bool = Field(
         True,

@@ -46,6 +46,13 @@ def test_options_reach_onnxsim() -> None:
     assert "Mul" in ops, "with folding off the constant Mul stays"
 
 
+@pytest.mark.parametrize("engine", ["onnxsim", "onnxslim"])
+def test_with_folding_and_optimisations_off_nothing_changes(engine: str) -> None:
+    params = {"engine": engine, "constant_folding": False, "optimize": False}
+    result = simplify.run(as_ir(from_text(FOLDABLE)), simplify.validate(params))
+    assert [n.op_type for n in result.model.graph] == ["Add", "Mul", "Identity", "Add", "Relu"]
+
+
 def test_weights_listed_as_inputs_become_constants_by_default() -> None:
     source = ir3_weights_as_inputs()
     result = simplify.run(as_ir(source), simplify.validate({}))

@@ -88,9 +88,12 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
     Both engines have dropped or renamed inputs and outputs: here the input
     and output names, order, count and dtypes after simplifying must equal
     those before (less the weights listed as inputs, when they are folded),
-    or that engine's result is not used. A result onnx's checker refuses is
-    not used either. With ``engine: auto``, simplify fails only if every
-    engine fails, and the notes name the engine used and why another was not.
+    or that engine's result is not used. Nor is a result onnx's checker
+    refuses, or one with a Conv bias that is not 1-D (onnxsim's, see
+    plugins/_common/simplify_engines.py). With ``engine: auto``, simplify
+    fails only if every engine fails, and the notes name the engine used and
+    why another was not. Up to ``TRY_EVERY_ENGINE_BYTES`` of tensors every
+    engine runs and the result with the fewest top-level nodes is kept.
 
     The graph is sorted before any engine sees it: exporters write If and Loop
     bodies that read values produced after the If node, which ONNX Runtime
@@ -105,7 +108,7 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
     and at most 138 MiB of memory; onnxsim's own command line on the same file
     (with --save-as-external-data; it loads every weight) took 77 s and 12.6 GiB.
     """
-    from graphkit_plugins._common.simplify_engines import ENGINES
+    from graphkit_plugins._common.simplify_engines import ENGINES, EngineFailed
 
     from graphkit._inspect import Signature
     from graphkit._model_io import PROTOBUF_LIMIT, tensor_bytes, weights_held_back
@@ -137,7 +140,7 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
             break
         try:
             result = _simplified(model, name, params, hold)
-        except _Unusable as error:
+        except EngineFailed as error:
             failures[name] = str(error)
             continue
         got = _interface(result, drop=set())
@@ -166,16 +169,18 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
             f"{len(weight_inputs)} weights listed as inputs became constants "
             "(fold_weight_inputs: false keeps them inputs)"
         )
-    modified = Signature.of(result) != before
+    listed = [v.name for v in model.graph.inputs]
+    modified = Signature.of(result) != before or [v.name for v in result.graph.inputs] != listed
     return PassResult(result, modified=modified, notes=notes)
 
 
-class _Unusable(Exception):
-    """An engine failed on the model; the message is one line."""
-
-
 def _simplified(model: ir.Model, engine: str, params: SimplifyParams, hold: bool) -> ir.Model:
-    from graphkit_plugins._common.simplify_engines import EngineFailed, run_engine
+    """The model simplified by ``engine``, as a new model.
+
+    Raises:
+        EngineFailed: the engine failed, or wrote a model it should not have.
+    """
+    from graphkit_plugins._common.simplify_engines import run_engine
 
     from graphkit._model_io import call_on_graph, from_proto, to_proto
 
@@ -184,17 +189,14 @@ def _simplified(model: ir.Model, engine: str, params: SimplifyParams, hold: bool
             proto, params.fold_weight_inputs, lambda p: run_engine(engine, p, params)
         )
 
-    try:
-        if hold:
-            result = call_on_graph(model, call, rebuild=True)
-            assert result is not None
-            if params.fold_weight_inputs:
-                # Held-back weights reached the engine as plain inputs; drop them now.
-                _drop_weight_inputs(result)
-            return result
-        return from_proto(call(to_proto(model)))
-    except EngineFailed as error:
-        raise _Unusable(str(error)) from error
+    if hold:
+        result = call_on_graph(model, call, rebuild=True)
+        assert result is not None
+        if params.fold_weight_inputs:
+            # Held-back weights reached the engine as plain inputs; drop them now.
+            _drop_weight_inputs(result)
+        return result
+    return from_proto(call(to_proto(model)))
 
 
 def _with_weight_inputs(

@@ -195,3 +195,9 @@ def test_caffe2_zoo_model_keeps_its_weight_inputs_when_asked(engine: str) -> Non
     names = [v.name for v in result.model.graph.inputs]
     assert names == [i.name for i in source.graph.input]
     _assert_parity(source, result)
+
+
+def test_folding_weight_inputs_alone_counts_as_a_change() -> None:
+    result = _simplify(exports.caffe2_zoo_cnn(), engine="onnxsim")
+    assert result.notes[0] == "onnxsim simplified the graph: 8 -> 8 nodes"
+    assert result.modified

@@ -156,6 +156,12 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
     notes = [f"{chosen} simplified the graph: {len(model.graph)} -> {counts[chosen]} nodes"]
     notes += [f"{n} not used: it left {c} nodes" for n, c in counts.items() if n != chosen]
     notes += [f"{n} not used: it {reason}" for n, reason in failures.items()]
+    notes += [
+        f"{n} not tried: past {TRY_EVERY_ENGINE_BYTES // 2**20} MiB of tensors auto keeps "
+        f"the first engine that succeeds (engine: {n} runs it)"
+        for n in engines
+        if n not in results and n not in failures
+    ]
     if hold:
         held = weights_held_back(model)
         if held:

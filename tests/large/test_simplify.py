@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import graphkit_plugins.passes.simplify as simplify_module
 import numpy as np
 import onnx
 import onnx_ir as ir
@@ -89,6 +90,12 @@ class TestPastTheLimit:
         assert (
             "2 weights (0.00 GiB) held back from onnxsim, so expressions of them were not folded"
             in result.notes
+        )
+        monkeypatch.setattr(simplify_module, "TRY_EVERY_ENGINE_BYTES", 4000)
+        notes = simplify.run(graphkit.load(source), simplify.validate({})).notes
+        assert notes[1] == (
+            "onnxslim not tried: past 0 MiB of tensors auto keeps the first engine that "
+            "succeeds (engine: onnxslim runs it)"
         )
         monkeypatch.setattr(model_io, "PROTOBUF_LIMIT", REAL_LIMIT)
         np.testing.assert_allclose(

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 #: result with the fewest nodes; past it, each engine costs seconds to minutes,
 #: so the first that succeeds is kept.
 TRY_EVERY_ENGINE_BYTES = 256 * 2**20
+#: Up to this many bytes of tensors, each result's outputs are compared with the
+#: model's by default (``check_n``): onnxsim computes wrong numbers on some models.
+COMPARE_BYTES = 16 * 2**20
 
 
 class SimplifyParams(Params):
@@ -30,10 +33,14 @@ class SimplifyParams(Params):
             "the other."
         ),
     )
-    check_n: int = Field(
-        0,
+    check_n: int | None = Field(
+        None,
         ge=0,
-        description="onnxsim only: let it compare outputs on this many random inputs afterwards.",
+        description=(
+            "Run the model before and each engine's result in ONNX Runtime on this many seeded "
+            "random inputs, and do not use a result whose outputs differ. Unset: 1 for models "
+            "up to 16 MiB of tensors, 0 above; never with weights held back."
+        ),
     )
     optimize: bool = Field(True, description="Run the engine's fusions and eliminations.")
     fuse_bn: bool = Field(True, description="Fold BatchNormalization into the preceding Conv.")
@@ -89,8 +96,11 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
     and output names, order, count and dtypes after simplifying must equal
     those before (less the weights listed as inputs, when they are folded),
     or that engine's result is not used. Nor is a result onnx's checker
-    refuses, or one with a Conv bias that is not 1-D (onnxsim's, see
-    plugins/_common/simplify_engines.py). With ``engine: auto``, simplify
+    refuses, one with a Conv bias that is not 1-D (onnxsim's, see
+    plugins/_common/simplify_engines.py), or, on models up to
+    ``COMPARE_BYTES``, one whose outputs differ from the model's on a random
+    input (onnxsim miscomputes some Reshape chains). onnxsim runs in a helper
+    process: its C++ code aborts on some valid models. With ``engine: auto``, simplify
     fails only if every engine fails, and the notes name the engine used and
     why another was not. Up to ``TRY_EVERY_ENGINE_BYTES`` of tensors every
     engine runs and the result with the fewest top-level nodes is kept.
@@ -108,10 +118,11 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
     and at most 138 MiB of memory; onnxsim's own command line on the same file
     (with --save-as-external-data; it loads every weight) took 77 s and 12.6 GiB.
     """
+    from graphkit_plugins._common.output_check import outputs_differ
     from graphkit_plugins._common.simplify_engines import ENGINES, EngineFailed
 
     from graphkit._inspect import Signature
-    from graphkit._model_io import PROTOBUF_LIMIT, tensor_bytes, weights_held_back
+    from graphkit._model_io import PROTOBUF_LIMIT, tensor_bytes, to_proto, weights_held_back
 
     weight_inputs = [v.name for v in model.graph.inputs if v.is_initializer()]
     fold = params.fold_weight_inputs
@@ -131,6 +142,8 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
     except ValueError as error:
         raise PassError(f"the graph cannot be sorted: {error}") from None
 
+    checks = params.check_n if params.check_n is not None else int(size <= COMPARE_BYTES)
+    original = to_proto(model) if checks and not hold else None
     engines = ENGINES if params.engine == "auto" else (params.engine,)
     every = params.engine == "auto" and size <= TRY_EVERY_ENGINE_BYTES
     results: dict[str, ir.Model] = {}
@@ -147,6 +160,11 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
         if got != expected:
             failures[name] = f"changed the model's interface: {_difference(expected, got)}"
             continue
+        if original is not None:
+            problem = outputs_differ(original, to_proto(result), checks)
+            if problem:
+                failures[name] = f"changed what the model computes: {problem}"
+                continue
         results[name] = result
     if not results:
         raise PassError("; ".join(f"{n} {reason}" for n, reason in failures.items()))

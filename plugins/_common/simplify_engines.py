@@ -138,9 +138,14 @@ def _bytes(size: str) -> int:
 def _checker_problem(proto: onnx.ModelProto) -> str | None:
     import onnx
 
+    from graphkit import _onnx_tools
+
     try:
-        onnx.checker.check_model(proto)
-    except (onnx.checker.ValidationError, ValueError) as error:
+        # In the helper process: onnx's checker crashes on some invalid models.
+        _onnx_tools.check_model(proto)
+    except (onnx.checker.ValidationError, ValueError, RuntimeError) as error:
+        return _one_line(error)
+    except _onnx_tools.ToolCrashed as error:
         return _one_line(error)
     return None
 

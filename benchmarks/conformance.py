@@ -173,6 +173,8 @@ CONFIGS: list[Config] = [
     Config("rename_io", "rename_io", _rename_everything),
     Config("fix_dims", "fix_dims", _fix_every_input),
     simplify_config(),
+    simplify_config(engine="onnxsim"),
+    simplify_config(engine="onnxslim"),
     Config("cleanup", "cleanup", _none),
     Config("infer_shapes", "infer_shapes", _none),
     Config("check", "check", _none),

@@ -1,4 +1,4 @@
-"""onnx's C++ tools (shape inference, the checker, the version converter), run in a child process.
+"""C++ tools (onnx's shape inference, checker and version converter; onnxsim) in a child process.
 
 On some invalid models they do not raise but crash the process outright, a
 segfault no ``except`` can catch: in onnx 1.23 the converter does so on an
@@ -59,6 +59,13 @@ def run(tool, options, model):
         return b""
     if tool == "convert_version":
         return onnx.version_converter.convert_version(model, options["target"]).SerializeToString()
+    if tool == "onnxsim":
+        import onnxsim
+
+        simplified, ok = onnxsim.simplify(model, **options)
+        if not ok:
+            raise ValueError("onnxsim's own check found outputs that differ")
+        return simplified.SerializeToString()
     raise ValueError(f"unknown tool {tool!r}")
 
 
@@ -94,6 +101,7 @@ _TOOL_NAMES = {
     "infer_shapes": "shape inference",
     "check_model": "checker",
     "convert_version": "version converter",
+    "onnxsim": "onnxsim",
 }
 
 
@@ -103,6 +111,7 @@ class ToolCrashed(Exception):
     def __init__(self, tool: str, returncode: int | None) -> None:
         self.tool = tool
         self.returncode = returncode
+        self.how = _describe(returncode)  # "SIGSEGV", "exit code 1"
         super().__init__(f"onnx's {_TOOL_NAMES.get(tool, tool)} crashed ({_describe(returncode)})")
 
 
@@ -125,6 +134,15 @@ def check_model(proto: onnx.ModelProto, **options: Any) -> None:
 def convert_version(proto: onnx.ModelProto, target: int) -> onnx.ModelProto:
     """``onnx.version_converter.convert_version(proto, target)``, in the helper process."""
     return _parse(_WORKER.call("convert_version", {"target": target}, proto))
+
+
+def onnxsim_simplify(proto: onnx.ModelProto, **options: Any) -> onnx.ModelProto:
+    """``onnxsim.simplify(proto, **options)``'s model, in the helper process.
+
+    onnxsim's C++ code aborts the process on some valid models (a MatMul of
+    two 1-D tensors, a Shape whose start is past its end).
+    """
+    return _parse(_WORKER.call("onnxsim", options, proto))
 
 
 def _parse(data: bytes) -> onnx.ModelProto:

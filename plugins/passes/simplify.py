@@ -1,89 +1,133 @@
-"""The ``simplify`` pass: onnxsim's constant folding and graph optimisations, interface kept."""
+"""The ``simplify`` pass: onnxsim's or onnxslim's folding and optimisations, interface kept."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from graphkit import Params, Pass, PassError, PassResult, graph_pass, hookimpl
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import onnx
     import onnx_ir as ir
 
+#: Up to this many bytes of tensors, ``auto`` runs every engine and keeps the
+#: result with the fewest nodes; past it, each engine costs seconds to minutes,
+#: so the first that succeeds is kept.
+TRY_EVERY_ENGINE_BYTES = 256 * 2**20
+#: Up to this many bytes of tensors, each result's outputs are compared with the
+#: model's by default (``check_n``): onnxsim computes wrong numbers on some models.
+COMPARE_BYTES = 16 * 2**20
+
 
 class SimplifyParams(Params):
-    check_n: int = Field(
-        0, ge=0, description="Let onnxsim compare outputs on this many random inputs afterwards."
+    engine: Literal["auto", "onnxsim", "onnxslim"] = Field(
+        "auto",
+        description=(
+            "Which simplifier does the work. auto: on models up to 256 MiB of tensors, both, "
+            "keeping the result with fewer nodes (onnxsim on a tie); on larger ones onnxsim, "
+            "then onnxslim if onnxsim fails. The notes say which engine was used and why not "
+            "the other."
+        ),
     )
-    optimize: bool = Field(True, description="Run onnx-optimizer's fusions and eliminations.")
+    check_n: int | None = Field(
+        None,
+        ge=0,
+        description=(
+            "Run the model before and each engine's result in ONNX Runtime on this many seeded "
+            "random inputs, and do not use a result whose outputs differ. Unset: 1 for models "
+            "up to 16 MiB of tensors, 0 above; never with weights held back."
+        ),
+    )
+    optimize: bool = Field(True, description="Run the engine's fusions and eliminations.")
     fuse_bn: bool = Field(True, description="Fold BatchNormalization into the preceding Conv.")
     skipped_optimizers: list[str] = Field(
         default_factory=list, description="Names of onnx-optimizer passes not to run."
     )
     constant_folding: bool = Field(
-        True, description="Fold subgraphs that depend only on constants."
+        True,
+        description=(
+            "Fold subgraphs that depend only on constants (onnxslim's eliminations still "
+            "fold some; set engine: onnxsim to fold nothing)."
+        ),
     )
     shape_inference: bool = Field(
         True,
         description="Run shape inference between rounds (turn off if it crashes on the model).",
     )
     include_subgraph: bool = Field(
-        False, description="Simplify If/Loop/Scan bodies too, not just the main graph."
+        False,
+        description=(
+            "Simplify If/Loop/Scan bodies too, not just the main graph (onnxsim; onnxslim "
+            "always does)."
+        ),
     )
     tensor_size_threshold: str = Field(
         "1.5GB", description="Do not fold constants larger than this (e.g. '100MB')."
     )
     fold_weight_inputs: bool = Field(
-        False,
+        True,
         description=(
-            "Old models list weights as graph inputs too. By default they stay inputs; "
-            "true lets onnxsim fold them into constants and drop them from the inputs."
+            "Old models list weights as graph inputs too (IR 3 required it; later exporters "
+            "kept doing it). By default they become constants and leave the inputs, as the "
+            "notes say; false keeps them inputs that callers may override, and then no "
+            "engine folds anything computed from them."
         ),
     )
     hold_back_weights: bool | None = Field(
         None,
         description=(
-            "Hand onnxsim the graph with its weights (those over 1 KiB, and all kept as "
+            "Hand the engine the graph with its weights (those over 1 KiB, and all kept as "
             "external data) held back as inputs: it then needs little memory, but cannot "
             "fold expressions of those weights or fuse them (BatchNorm into Conv). Unset: "
-            "only for models past protobuf's 2 GiB limit, which onnxsim cannot take whole."
+            "only for models past protobuf's 2 GiB limit, which no engine can take whole."
         ),
     )
 
 
 @graph_pass("simplify", SimplifyParams)
 def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
-    """Simplify the graph with onnxsim, keeping its inputs and outputs exactly.
+    """Simplify the graph with onnxsim or onnxslim, keeping its inputs and outputs exactly.
 
-    onnxsim has dropped and renamed outputs before; here the input and output
-    names, order, count and types after simplifying must equal those before,
-    or the pass fails instead of changing the interface.
+    Both engines have dropped or renamed inputs and outputs: here the input
+    and output names, order, count and dtypes after simplifying must equal
+    those before (less the weights listed as inputs, when they are folded),
+    or that engine's result is not used. Nor is a result onnx's checker
+    refuses, one with a Conv bias that is not 1-D (onnxsim's, see
+    plugins/_common/simplify_engines.py), or, on models up to
+    ``COMPARE_BYTES``, one whose outputs differ from the model's on a random
+    input (onnxsim miscomputes some Reshape chains). onnxsim runs in a helper
+    process: its C++ code aborts on some valid models. With ``engine: auto``, simplify
+    fails only if every engine fails, and the notes name the engine used and
+    why another was not. Up to ``TRY_EVERY_ENGINE_BYTES`` of tensors every
+    engine runs and the result with the fewest top-level nodes is kept.
 
-    A model past protobuf's 2 GiB limit cannot be handed to onnxsim whole, so
-    its weights are held back (see ``hold_back_weights``): onnxsim simplifies
-    the graph around them and the weights stay where they are, on disk or in
-    memory. On the 2.5 GiB model of the benchmarks (benchmarks/RESULTS.md,
-    figure 3), loading it, simplifying it and saving it took 2.2 s and at
-    most 138 MiB of memory; onnxsim's own command line on the same file
-    (with --save-as-external-data; it loads every weight) took 77 s and
-    12.6 GiB.
+    The graph is sorted before any engine sees it: exporters write If and Loop
+    bodies that read values produced after the If node, which ONNX Runtime
+    accepts and onnx's checker, hence onnxsim, refuses ("Nodes in a graph
+    must be topologically sorted").
+
+    A model past protobuf's 2 GiB limit cannot be handed to an engine whole,
+    so its weights are held back (see ``hold_back_weights``): the engine
+    simplifies the graph around them and the weights stay where they are, on
+    disk or in memory. On the 2.5 GiB model of the benchmarks (benchmarks/RESULTS.md,
+    figure 3), loading it, simplifying it with onnxsim and saving it took 2.2 s
+    and at most 138 MiB of memory; onnxsim's own command line on the same file
+    (with --save-as-external-data; it loads every weight) took 77 s and 12.6 GiB.
     """
+    from graphkit_plugins._common.output_check import outputs_differ
+    from graphkit_plugins._common.simplify_engines import ENGINES, EngineFailed
+
     from graphkit._inspect import Signature
-    from graphkit._model_io import (
-        PROTOBUF_LIMIT,
-        call_on_graph,
-        from_proto,
-        tensor_bytes,
-        to_proto,
-        weights_held_back,
-    )
+    from graphkit._proto import to_proto, weights_held_back
+    from graphkit._tensors import PROTOBUF_LIMIT, tensor_bytes
 
     weight_inputs = [v.name for v in model.graph.inputs if v.is_initializer()]
-    expected = _interface(model, drop=set(weight_inputs) if params.fold_weight_inputs else set())
+    fold = params.fold_weight_inputs
+    expected = _interface(model, drop=set(weight_inputs) if fold else set())
     before = Signature.of(model)
     size = tensor_bytes(model)
     hold = params.hold_back_weights
@@ -92,58 +136,127 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
     elif not hold and size > PROTOBUF_LIMIT:
         raise PassError(
             f"the model's tensors take {size / 2**30:.2f} GiB, past protobuf's 2 GiB limit, "
-            "so onnxsim cannot take it whole; allow hold_back_weights"
+            "so no engine can take it whole; allow hold_back_weights"
         )
-    notes = []
+    try:
+        model.graph.sort()
+    except ValueError as error:
+        raise PassError(f"the graph cannot be sorted: {error}") from None
+
+    checks = params.check_n if params.check_n is not None else int(size <= COMPARE_BYTES)
+    original = to_proto(model) if checks and not hold else None
+    engines = ENGINES if params.engine == "auto" else (params.engine,)
+    every = params.engine == "auto" and size <= TRY_EVERY_ENGINE_BYTES
+    results: dict[str, ir.Model] = {}
+    failures: dict[str, str] = {}
+    for name in engines:
+        if results and not every:
+            break
+        try:
+            result = _simplified(model, name, params, hold)
+        except EngineFailed as error:
+            failures[name] = str(error)
+            continue
+        got = _interface(result, drop=set())
+        if got != expected:
+            failures[name] = f"changed the model's interface: {_difference(expected, got)}"
+            continue
+        if original is not None:
+            problem = outputs_differ(original, to_proto(result), checks)
+            if problem:
+                failures[name] = f"changed what the model computes: {problem}"
+                continue
+        results[name] = result
+    if not results:
+        raise PassError("; ".join(f"{n} {reason}" for n, reason in failures.items()))
+    counts = {name: len(result.graph) for name, result in results.items()}
+    chosen = min(results, key=lambda name: (counts[name], engines.index(name)))
+    result = results[chosen]
+    notes = [f"{chosen} simplified the graph: {len(model.graph)} -> {counts[chosen]} nodes"]
+    notes += [f"{n} not used: it left {c} nodes" for n, c in counts.items() if n != chosen]
+    notes += [f"{n} not used: it {reason}" for n, reason in failures.items()]
+    notes += [
+        f"{n} not tried: past {TRY_EVERY_ENGINE_BYTES // 2**20} MiB of tensors auto keeps "
+        f"the first engine that succeeds (engine: {n} runs it)"
+        for n in engines
+        if n not in results and n not in failures
+    ]
     if hold:
         held = weights_held_back(model)
-        result = call_on_graph(model, lambda proto: _onnxsim(proto, params), rebuild=True)
-        assert result is not None
         if held:
             held_bytes = sum(t.nbytes for t in held.values())
             notes.append(
-                f"{len(held)} weights ({held_bytes / 2**30:.2f} GiB) held back from onnxsim, "
+                f"{len(held)} weights ({held_bytes / 2**30:.2f} GiB) held back from {chosen}, "
                 "so expressions of them were not folded"
             )
-        if params.fold_weight_inputs:
-            # onnxsim saw held-back weights as plain inputs and kept them; drop them as it would.
-            _drop_weight_inputs(result)
-    else:
-        result = from_proto(_onnxsim(to_proto(model), params))
-    got = _interface(result, drop=set())
-    if got != expected:
-        raise PassError(f"onnxsim changed the model's interface: {_difference(expected, got)}")
-    if params.fold_weight_inputs and weight_inputs:
-        notes.append(f"{len(weight_inputs)} weights listed as inputs became constants")
-    modified = Signature.of(result) != before
+    if fold and weight_inputs:
+        notes.append(
+            f"{len(weight_inputs)} weights listed as inputs became constants "
+            "(fold_weight_inputs: false keeps them inputs)"
+        )
+    listed = [v.name for v in model.graph.inputs]
+    modified = Signature.of(result) != before or [v.name for v in result.graph.inputs] != listed
     return PassResult(result, modified=modified, notes=notes)
 
 
-def _onnxsim(proto: onnx.ModelProto, params: SimplifyParams) -> onnx.ModelProto:
-    import onnxsim
+def _simplified(model: ir.Model, engine: str, params: SimplifyParams, hold: bool) -> ir.Model:
+    """The model simplified by ``engine``, as a new model.
 
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            simplified, ok = onnxsim.simplify(
-                proto,
-                check_n=params.check_n,
-                perform_optimization=params.optimize,
-                skip_fuse_bn=not params.fuse_bn,
-                # A copy: onnxsim appends to the list it is given.
-                skipped_optimizers=list(params.skipped_optimizers) or None,
-                skip_constant_folding=not params.constant_folding,
-                skip_shape_inference=not params.shape_inference,
-                include_subgraph=params.include_subgraph,
-                tensor_size_threshold=params.tensor_size_threshold,
-                mutable_initializer=not params.fold_weight_inputs,
-            )
-    except Exception as error:
-        raise PassError(
-            f"onnxsim failed: {type(error).__name__}: {' '.join(str(error).split())}"
-        ) from error
-    if not ok:
-        raise PassError("onnxsim's own check found outputs that differ from the original model")
-    return simplified
+    Raises:
+        EngineFailed: the engine failed, or wrote a model it should not have.
+    """
+    from graphkit_plugins._common.simplify_engines import run_engine
+
+    from graphkit._proto import call_on_graph, from_proto, to_proto
+
+    def call(proto: onnx.ModelProto) -> onnx.ModelProto:
+        return _with_weight_inputs(
+            proto, params.fold_weight_inputs, lambda p: run_engine(engine, p, params)
+        )
+
+    if hold:
+        result = call_on_graph(model, call, rebuild=True)
+        assert result is not None
+        if params.fold_weight_inputs:
+            # Held-back weights reached the engine as plain inputs; drop them now.
+            _drop_weight_inputs(result)
+        return result
+    return from_proto(call(to_proto(model)))
+
+
+def _with_weight_inputs(
+    proto: onnx.ModelProto,
+    fold: bool,
+    engine: Callable[[onnx.ModelProto], onnx.ModelProto],
+) -> onnx.ModelProto:
+    """Run ``engine`` on ``proto`` with its weights listed as inputs folded or kept.
+
+    Folded, they leave the inputs before the engine runs, so every engine
+    sees plain constants. Kept, the engine sees plain inputs without values,
+    so it can neither drop them (onnxslim does) nor fold what a caller may
+    override (onnxsim does, even when told the initializers are mutable);
+    the values are put back afterwards.
+    """
+    graph = proto.graph
+    listed = {i.name for i in graph.input}
+    if fold:
+        constants = {t.name for t in graph.initializer}
+        kept = [i for i in graph.input if i.name not in constants]
+        if len(kept) != len(graph.input):
+            del graph.input[:]
+            graph.input.extend(kept)
+            # IR 3 requires every initializer to be an input too.
+            proto.ir_version = max(proto.ir_version, 4)
+        return engine(proto)
+    values = [t for t in graph.initializer if t.name in listed]
+    if values:
+        rest = [t for t in graph.initializer if t.name not in listed]
+        del graph.initializer[:]
+        graph.initializer.extend(rest)
+    result = engine(proto)
+    inputs = {i.name for i in result.graph.input}
+    result.graph.initializer.extend(t for t in values if t.name in inputs)
+    return result
 
 
 def _drop_weight_inputs(model: ir.Model) -> None:

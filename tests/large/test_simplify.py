@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import graphkit_plugins.passes.simplify as simplify_module
 import numpy as np
 import onnx
 import onnx_ir as ir
@@ -11,7 +12,7 @@ import pytest
 
 import graphkit
 import graphkit._tensors as tensors
-from graphkit import PassError
+from graphkit import PassError, _onnx_tools
 from graphkit._proto import to_proto
 from tests.large.builders import DATA_NAME, external_model
 from tests.models import as_ir, random_input, run
@@ -37,9 +38,10 @@ def test_held_back_weights_are_never_read(source: Path, in_other_dir: Path) -> N
     result = simplify.run(graphkit.load(source), simplify.validate({"hold_back_weights": True}))
 
     # assert
-    assert result.notes == [
+    assert (
         "2 weights (0.00 GiB) held back from onnxsim, so expressions of them were not folded"
-    ]
+        in result.notes
+    )
     assert isinstance(result.model.graph.initializers["W"].const_value, ir.ExternalTensor)
     [if_node] = [n for n in result.model.graph if n.op_type == "If"]
     gain = if_node.attributes["then_branch"].as_graph().initializers["gain"]
@@ -49,11 +51,12 @@ def test_held_back_weights_are_never_read(source: Path, in_other_dir: Path) -> N
 
 def test_both_routes_compute_the_same(source: Path, in_other_dir: Path) -> None:
     expected = _outputs(external_model())
-    for hold in (False, True):
-        result = simplify(graphkit.load(source), hold_back_weights=hold)
-        np.testing.assert_allclose(
-            _outputs(to_proto(result)), expected, rtol=1e-6, err_msg=str(hold)
-        )
+    for engine in ("onnxsim", "onnxslim"):
+        for hold in (False, True):
+            result = simplify(graphkit.load(source), hold_back_weights=hold, engine=engine)
+            np.testing.assert_allclose(
+                _outputs(to_proto(result)), expected, rtol=1e-6, err_msg=f"{engine} {hold}"
+            )
 
 
 def test_holding_back_keeps_folding_what_does_not_read_weights() -> None:
@@ -84,9 +87,16 @@ class TestPastTheLimit:
         self, source: Path, in_other_dir: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         result = simplify.run(graphkit.load(source), simplify.validate({}))
-        assert result.notes == [
+        assert (
             "2 weights (0.00 GiB) held back from onnxsim, so expressions of them were not folded"
-        ]
+            in result.notes
+        )
+        monkeypatch.setattr(simplify_module, "TRY_EVERY_ENGINE_BYTES", 4000)
+        notes = simplify.run(graphkit.load(source), simplify.validate({})).notes
+        assert notes[1] == (
+            "onnxslim not tried: past 0 MiB of tensors auto keeps the first engine that "
+            "succeeds (engine: onnxslim runs it)"
+        )
         monkeypatch.setattr(tensors, "PROTOBUF_LIMIT", REAL_LIMIT)
         np.testing.assert_allclose(
             _outputs(to_proto(result.model)), _outputs(external_model()), rtol=1e-6
@@ -101,16 +111,17 @@ class TestPastTheLimit:
     def test_the_interface_is_still_guarded(
         self, source: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        import onnxsim
-
-        def renaming(model: onnx.ModelProto, **options: object) -> tuple[onnx.ModelProto, bool]:
+        def renaming(model: onnx.ModelProto, **options: object) -> onnx.ModelProto:
             model.graph.output[0].name = "renamed"
             model.graph.node[-1].output[0] = "renamed"
-            return model, True
+            return model
 
-        monkeypatch.setattr(onnxsim, "simplify", renaming)
+        monkeypatch.setattr(_onnx_tools, "onnxsim_simplify", renaming)
         with pytest.raises(PassError, match="onnxsim changed the model's interface"):
-            simplify(graphkit.load(source))
+            simplify(graphkit.load(source), engine="onnxsim")
+        result = simplify.run(graphkit.load(source), simplify.validate({}))
+        assert result.notes[0].startswith("onnxslim simplified the graph")
+        assert result.notes[1].startswith("onnxsim not used: it changed the model's interface")
 
 
 def test_weights_listed_as_inputs_can_be_folded_when_held_back() -> None:
@@ -135,7 +146,7 @@ def test_weights_listed_as_inputs_can_be_folded_when_held_back() -> None:
     )
     assert [v.name for v in result.model.graph.inputs] == ["data"]
     assert result.model.ir_version == 4
-    assert result.notes[-1] == "1 weights listed as inputs became constants"
+    assert result.notes[-1].startswith("1 weights listed as inputs became constants")
     x = random_input((3, 2))
     np.testing.assert_allclose(
         run(to_proto(result.model), {"data": x})["prob"], run(source, {"data": x})["prob"]

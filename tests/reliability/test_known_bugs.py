@@ -486,12 +486,12 @@ def test_simplify_refuses_an_interface_onnxsim_changed(
     onnxsim 0.7 keeps these models' outputs, so the wrapper plays the old
     onnxsim: the guard compares the interface before and after, whatever the cause.
     """
-    import onnxsim
+    from graphkit import _onnx_tools
 
-    real = onnxsim.simplify
+    real = _onnx_tools.onnxsim_simplify
 
-    def misbehaving(model: onnx.ModelProto, *args: object, **kwargs: object):
-        simplified, ok = real(model, *args, **kwargs)
+    def misbehaving(model: onnx.ModelProto, **options: object) -> onnx.ModelProto:
+        simplified = real(model, **options)
         last = simplified.graph.output[-1]
         if change == "drop":
             simplified.graph.output.remove(last)
@@ -499,32 +499,32 @@ def test_simplify_refuses_an_interface_onnxsim_changed(
             for node in simplified.graph.node:
                 node.output[:] = ["output_0" if o == last.name else o for o in node.output]
             last.name = "output_0"
-        return simplified, ok
+        return simplified
 
-    monkeypatch.setattr(onnxsim, "simplify", misbehaving)
+    monkeypatch.setattr(_onnx_tools, "onnxsim_simplify", misbehaving)
     model = from_text(
         """<ir_version: 8, opset_import: ["" : 13]>
         g (float[2] x) => (float[2] a, float[2] b) { a = Relu(x)  b = Neg(a) }"""
     )
 
     with pytest.raises(PassError, match=r"onnxsim changed the model's interface: outputs \[a"):
-        simplify(as_ir(model))
+        simplify(as_ir(model), engine="onnxsim")
 
 
-def test_weights_listed_as_inputs_stay_inputs_unless_asked() -> None:
+def test_weights_listed_as_inputs_are_folded_out_loud() -> None:
     """onnxsim turns weights that old models list as inputs into constants, without a word."""
     with contextlib.redirect_stdout(io.StringIO()):
         anchor, _ = __import__("onnxsim").simplify(ir3_weights_as_inputs())
     still_broken([i.name for i in anchor.graph.input] == ["data"], "onnxsim weight inputs")
 
-    kept = simplify(as_ir(ir3_weights_as_inputs()))
-    assert [v.name for v in kept.graph.inputs] == ["data", "W", "B"]
-
-    result = graphkit.passes.simplify.run(
-        as_ir(ir3_weights_as_inputs()), simplify.validate({"fold_weight_inputs": True})
-    )
+    result = graphkit.passes.simplify.run(as_ir(ir3_weights_as_inputs()), simplify.validate({}))
     assert [v.name for v in result.model.graph.inputs] == ["data"]
-    assert result.notes == ["2 weights listed as inputs became constants"]
+    assert result.notes[-1] == (
+        "2 weights listed as inputs became constants (fold_weight_inputs: false keeps them inputs)"
+    )
+
+    kept = simplify(as_ir(ir3_weights_as_inputs()), fold_weight_inputs=False)
+    assert [v.name for v in kept.graph.inputs] == ["data", "W", "B"]
 
 
 # -- external data --------------------------------------------------------------------------------

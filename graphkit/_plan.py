@@ -106,7 +106,8 @@ def _source(
 
     # onnx and onnx-ir, slow to import, only when there is an ONNX model to read.
     from graphkit._inspect import _size, op_histogram, real_inputs, value_signature
-    from graphkit._model_io import load, tensor_bytes
+    from graphkit._load import load
+    from graphkit._tensors import tensor_bytes
 
     try:
         model = load(src.path)
@@ -218,7 +219,7 @@ def _output(
     elif isinstance(save.external_data, str):
         echo(f"  layout: weights in {save.external_data} beside it{shards}; {threshold}")
     elif model is not None:
-        from graphkit._model_io import _external_data_name
+        from graphkit._save import _external_data_name
 
         notes: list[str] = []
         try:

@@ -48,7 +48,7 @@ def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
     import onnx
 
     from graphkit import _onnx_tools
-    from graphkit._model_io import call_on_graph
+    from graphkit._proto import call_on_graph
 
     target = params.version
     newest = onnx.defs.onnx_opset_version()

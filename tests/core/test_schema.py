@@ -96,8 +96,8 @@ def test_each_pass_and_format_is_described_with_its_parameters() -> None:
     assert named["fix_dims"]["description"].startswith("Fix symbolic dimensions")
     defs = schema["$defs"]
     simplify = defs[named["simplify"]["anyOf"][0]["$ref"].rsplit("/", 1)[-1]]
-    assert simplify["properties"]["check_n"]["default"] == 0
-    assert simplify["properties"]["check_n"]["type"] == "integer"
+    assert simplify["properties"]["engine"]["default"] == "auto"
+    assert simplify["properties"]["engine"]["enum"] == ["auto", "onnxsim", "onnxslim"]
     assert simplify["properties"]["check_n"]["description"]
     fix_dims = defs[named["fix_dims"]["anyOf"][0]["$ref"].rsplit("/", 1)[-1]]
     assert fix_dims["properties"]["dims"]["default"] == {}  # a factory's default is shown

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections import Counter
 from typing import TYPE_CHECKING
 
+import onnx
+import onnx_ir as ir
 from pydantic import Field
 
 from graphkit import Params, Pass, PassError, PassResult, graph_pass, hookimpl
 
 if TYPE_CHECKING:
-    import onnx
-    import onnx_ir as ir
+    from graphkit_plugins._opset.adapters import Adapter
 
 _NO_ADAPTER = re.compile(r"No Adapter (To|From) Version \$(\d+) for (\w+)")
 _NO_PREVIOUS = re.compile(r"No Previous Version of (\w+) exists")
@@ -40,15 +43,16 @@ class SetOpsetParams(Params):
 
 @graph_pass("set_opset", SetOpsetParams)
 def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
-    """Upgrade or downgrade the default-domain opset with onnx's version converter.
+    """Upgrade or downgrade the default-domain opset; expand or adapt what onnx's converter cannot.
 
-    Ops in other domains are left alone. The IR version is raised if the new
-    opset needs a newer one. Weights are not serialised for the converter.
+    A node whose op the target lacks is replaced by the function body its ONNX
+    schema defines; graphkit's own adapters convert the ops onnx's version
+    converter has no adapter for; onnx's converter converts the rest. Every
+    default-domain node is then checked against the target's schema, so a model
+    that would not load is refused, naming the node. Ops in other domains are
+    left alone. The IR version is raised if the new opset needs a newer one.
     """
     import onnx
-
-    from graphkit import _onnx_tools
-    from graphkit._model_io import call_on_graph
 
     target = params.version
     newest = onnx.defs.onnx_opset_version()
@@ -66,6 +70,48 @@ def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
             model, modified=True, notes=["no default-domain ops; only the import changed"]
         )
 
+    report = _Report()
+    converted = _convert(model, target, report)
+    _validate(converted, model, current, target)
+    needed = onnx.helper.find_min_ir_version_for(
+        [onnx.helper.make_opsetid(d, v) for d, v in converted.opset_imports.items()],
+        ignore_unknown=True,
+    )
+    notes = report.notes()
+    if converted.ir_version < needed:
+        notes.append(
+            f"IR version raised from {converted.ir_version} to {needed} for opset {target}"
+        )
+        converted.ir_version = needed
+    return PassResult(converted, modified=True, notes=notes)
+
+
+class _Report:
+    """What graphkit did besides onnx's converter, for the pass's notes."""
+
+    def __init__(self) -> None:
+        self.expanded: Counter[str] = Counter()
+        self.adapted: Counter[str] = Counter()
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.expanded:
+            notes.append(f"expanded into their function bodies: {_counts(self.expanded)}")
+        if self.adapted:
+            notes.append(f"converted by graphkit's adapters: {_counts(self.adapted)}")
+        return notes
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{op} x{count}" for op, count in sorted(counter.items()))
+
+
+def _convert(model: ir.Model, target: int, report: _Report) -> ir.Model:
+    """``model`` converted to ``target``: expand, hold, run onnx's converter, put back."""
+    from graphkit_plugins._common.shapes import infer
+    from graphkit_plugins._opset.expand import exists_at, expand, has_body
+
+    current = model.opset_imports[""]
     hazards = _meaning_hazards(model, current, target)
     if hazards:
         raise PassError(
@@ -74,10 +120,102 @@ def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
             "alone, and onnx's converter does not adapt it; only a last-axis node converts safely"
             + (f" ({len(hazards) - 1} more such nodes)" if len(hazards) > 1 else "")
         )
+    # Types let context-dependent function bodies be built and adapters see dtypes.
+    with contextlib.suppress(PassError):
+        infer(model, data_prop=False, strict=False)
+
+    plan: dict[ir.Node, str] = {}
+    for node in _default_nodes(model):
+        since = onnx.defs.get_schema(node.op_type, current, "").since_version
+        if _adapter_for(node.op_type, since, target) is not None:
+            plan[node] = _ADAPT
+        elif not exists_at(node.op_type, target) and has_body(node.op_type, current):
+            plan[node] = _EXPAND
+    refused_ops: set[str] = set()
+    while True:
+        try:
+            converted = _run_converter(model, plan, current, target)
+            break
+        except _ConverterRefused as refusal:
+            op = refusal.op
+            if op is None or op in refused_ops or not has_body(op, current):
+                raise PassError(refusal.message(model)) from None
+            refused_ops.add(op)
+            for node in _default_nodes(model):
+                if node.op_type == op:
+                    plan.setdefault(node, _EXPAND)
+
+    for node in list(ir.traversal.RecursiveGraphIterator(converted.graph)):
+        if node.domain == _ADAPT:
+            node.domain = ""
+            since = onnx.defs.get_schema(node.op_type, current, "").since_version
+            adapter = _adapter_for(node.op_type, since, target)
+            assert adapter is not None
+            adapter.rewrite(node, target)
+            report.adapted[node.op_type] += 1
+        elif node.domain == _EXPAND:
+            node.domain = ""
+            expand(node, current, target, lambda body, t: _convert(body, t, report))
+            report.expanded[node.op_type] += 1
+    for domain in (_ADAPT, _EXPAND):
+        converted.opset_imports.pop(domain, None)
+    return converted
+
+
+#: Private domains that hide nodes from onnx's converter while it runs.
+_ADAPT = "graphkit.set_opset.adapt"
+_EXPAND = "graphkit.set_opset.expand"
+
+
+def _default_nodes(model: ir.Model) -> list[ir.Node]:
+    return [
+        node
+        for node in ir.traversal.RecursiveGraphIterator(model.graph)
+        if node.domain in ("", "ai.onnx")
+    ]
+
+
+def _adapter_for(op_type: str, since: int, target: int) -> Adapter | None:
+    try:
+        from graphkit_plugins._opset.adapters import adapter_for
+    except ImportError:
+        return None
+    return adapter_for(op_type, since, target)
+
+
+class _ConverterRefused(Exception):
+    """onnx's converter refused; ``op`` is the op it named, if any."""
+
+    def __init__(self, text: str, current: int, target: int) -> None:
+        super().__init__(text)
+        self.text, self.current, self.target = text, current, target
+        found = _NO_ADAPTER.search(text) or _NO_PREVIOUS.search(text)
+        type_found = _TYPE_NOT_ALLOWED.search(text)
+        if found:
+            self.op: str | None = found.groups()[-1]
+        elif type_found:
+            self.op = type_found.group(2)
+        else:
+            self.op = None
+
+    def message(self, model: ir.Model) -> str:
+        return _explain(self.text, model, self.current, self.target)
+
+
+def _run_converter(
+    model: ir.Model, plan: dict[ir.Node, str], current: int, target: int
+) -> ir.Model:
+    """onnx's converter on ``model`` with the planned nodes hidden in private domains."""
+    from graphkit import _onnx_tools
+    from graphkit._model_io import call_on_graph
 
     def convert(proto: onnx.ModelProto) -> onnx.ModelProto:
         return _onnx_tools.convert_version(proto, target)
 
+    for domain in set(plan.values()):
+        model.opset_imports[domain] = 1
+    for node, domain in plan.items():
+        node.domain = domain
     try:
         converted = call_on_graph(model, convert, rebuild=True)
     except _onnx_tools.ToolCrashed as error:
@@ -85,19 +223,50 @@ def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
             f"cannot convert opset {current} to {target}: {error} on this model; it is invalid"
         ) from None
     except (RuntimeError, onnx.checker.ValidationError, IndexError) as error:
-        raise PassError(_explain(str(error), current, target)) from None
+        raise _ConverterRefused(str(error), current, target) from None
+    finally:
+        for node in plan:
+            node.domain = ""
+        for domain in set(plan.values()):
+            model.opset_imports.pop(domain, None)
     assert converted is not None
-    needed = onnx.helper.find_min_ir_version_for(
-        [onnx.helper.make_opsetid(d, v) for d, v in converted.opset_imports.items()],
-        ignore_unknown=True,
-    )
-    notes = []
-    if converted.ir_version < needed:
-        notes.append(
-            f"IR version raised from {converted.ir_version} to {needed} for opset {target}"
+    return converted
+
+
+def _validate(converted: ir.Model, source: ir.Model, current: int, target: int) -> None:
+    """Refuse a result that is not valid at ``target``, naming the first bad node."""
+    from graphkit_plugins._opset.validate import explain_checker, schema_problems
+
+    from graphkit import _onnx_tools
+    from graphkit._model_io import call_on_graph
+
+    problems = schema_problems(converted, target)
+    if not problems:
+        try:
+            call_on_graph(
+                converted, lambda p: _onnx_tools.check_model(p, full_check=True), rebuild=False
+            )
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+            if _passes_full_check(source):
+                problems = [explain_checker(str(error))]
+    if problems:
+        more = f" ({len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise PassError(
+            f"cannot convert opset {current} to {target}: the result would not be valid: "
+            f"{problems[0]}{more}"
         )
-        converted.ir_version = needed
-    return PassResult(converted, modified=True, notes=notes)
+
+
+def _passes_full_check(model: ir.Model) -> bool:
+    """Whether onnx's full check accepts ``model``: if not, its faults are not the conversion's."""
+    from graphkit import _onnx_tools
+    from graphkit._model_io import call_on_graph
+
+    try:
+        call_on_graph(model, lambda p: _onnx_tools.check_model(p, full_check=True), rebuild=False)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError):
+        return False
+    return True
 
 
 def _meaning_hazards(model: ir.Model, current: int, target: int) -> list[str]:
@@ -120,34 +289,95 @@ def _meaning_hazards(model: ir.Model, current: int, target: int) -> list[str]:
     return hazards
 
 
-def _explain(message: str, current: int, target: int) -> str:
+def _explain(message: str, model: ir.Model, current: int, target: int) -> str:
+    """onnx's converter message in one line that names the node and op."""
+    prefix = f"cannot convert opset {current} to {target}"
     found = _NO_ADAPTER.search(message)
     if found:
         direction, version, op = found.groups()
         return (
-            f"cannot convert opset {current} to {target}: onnx's version converter has no "
-            f"adapter for {op} {direction.lower()} opset {version}"
+            f"{prefix}: {_first_node(model, op)}: onnx's version converter has no adapter for "
+            f"{op} {direction.lower()} opset {version}"
         )
     found = _NO_PREVIOUS.search(message)
     if found:
+        op = found.group(1)
         return (
-            f"cannot convert opset {current} to {target}: {found.group(1)} has no earlier "
-            "version to convert to"
+            f"{prefix}: {_first_node(model, op)}: {op} does not exist before opset "
+            f"{onnx.defs.get_schema(op, current, '').since_version} and has no function body "
+            "to expand into"
         )
     found = _TYPE_NOT_ALLOWED.search(message)
     if found:
         dtype, op, version = found.groups()
         return (
-            f"cannot convert opset {current} to {target}: {op} does not accept "
+            f"{prefix}: {_first_node(model, op)}: {op} does not accept "
             f"{_dtype_name(int(dtype))} at opset {version}"
         )
     detail = " ".join(_ASSERTION.sub("", message).split())
-    return f"cannot convert opset {current} to {target}: {detail}"
+    if _NO_CONSTANT in message:
+        culprit = _computed_input(model, current, target)
+        if culprit:
+            return (
+                f"{prefix}: {culprit} is computed by the model, and onnx's version converter "
+                "needs a constant there"
+            )
+        return (
+            f"{prefix}: onnx's version converter needs a constant input where the model "
+            f"computes a value ({detail})"
+        )
+    named = _op_in(message, model)
+    if named:
+        return f"{prefix}: {_first_node(model, named)}: {detail}"
+    return f"{prefix}: {detail}"
+
+
+_NO_CONSTANT = "No initializer or constant input to node found"
+
+
+def _first_node(model: ir.Model, op: str) -> str:
+    """``Op node 'name'`` for the first default-domain node of ``op``, with how many more."""
+    nodes = [n for n in _default_nodes(model) if n.op_type == op]
+    if not nodes:
+        return op
+    more = f" (and {len(nodes) - 1} more)" if len(nodes) > 1 else ""
+    return f"{op} node {nodes[0].name or '(unnamed)'!r}{more}"
+
+
+def _op_in(message: str, model: ir.Model) -> str | None:
+    """The op of the model that onnx's message mentions, longest name first."""
+    ops = sorted({n.op_type for n in _default_nodes(model)}, key=len, reverse=True)
+    for op in ops:
+        if re.search(rf"\b{op}\b", message):
+            return op
+    return None
+
+
+def _computed_input(model: ir.Model, current: int, target: int) -> str | None:
+    """The first input the converter would need as a constant that the model computes."""
+    for node in _default_nodes(model):
+        try:
+            before = onnx.defs.get_schema(node.op_type, current, "").since_version
+            after = onnx.defs.get_schema(node.op_type, target, "").since_version
+        except onnx.defs.SchemaError:
+            continue
+        if before == after:
+            continue
+        for index, value in enumerate(node.inputs[1:], start=1):
+            if value is None or value.const_value is not None:
+                continue
+            producer = value.producer()
+            if producer is not None and producer.op_type == "Constant":
+                continue
+            if value.is_graph_input() or producer is not None:
+                return (
+                    f"{node.op_type} node {node.name or '(unnamed)'!r}: input {index} "
+                    f"({value.name!r})"
+                )
+    return None
 
 
 def _dtype_name(number: int) -> str:
-    import onnx_ir as ir
-
     try:
         return ir.DataType(number).name.lower()
     except ValueError:

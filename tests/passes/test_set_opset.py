@@ -125,8 +125,8 @@ def test_an_op_without_an_adapter_is_named() -> None:
     with pytest.raises(PassError) as caught:
         set_opset(as_ir(source), version=15)
     assert str(caught.value) == (
-        "cannot convert opset 17 to 15: onnx's version converter has no adapter for "
-        "Identity from opset 16"
+        "cannot convert opset 17 to 15: Identity node '(unnamed)': onnx's version converter "
+        "has no adapter for Identity from opset 16"
     )
 
 

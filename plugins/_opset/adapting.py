@@ -271,7 +271,10 @@ def check_types(
         (schema.outputs, node.outputs, "output"),
     ):
         for index, value in enumerate(values):
-            if value is None or value.dtype is None or not formals:
+            # Sequences and optionals are left to the full check of the result.
+            if not isinstance(value.type if value is not None else None, ir.TensorType):
+                continue
+            if value.dtype is None or not formals:
                 continue
             formal = formals[min(index, len(formals) - 1)]
             found.append((formal.type_str, f"{kind} {index} ({formal.name!r})", value.dtype))

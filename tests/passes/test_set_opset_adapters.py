@@ -241,15 +241,23 @@ def test_reduce_axes_computed_from_a_static_rank_are_folded() -> None:
 
 
 def test_reduce_axes_the_model_computes_at_run_time_are_refused() -> None:
+    """ReduceMax has no ReduceSum form: the older opset needs constant axes."""
     source = model(
         18,
         "(float[2, 3] x, int64[1] k) => (float[a, b] y)",
-        "axes = Neg (k)\ny = ReduceSumSquare (x, axes)",
+        "axes = Neg (k)\ny = ReduceMax (x, axes)",
     )
-    source.graph.node[1].name = "energy"
+    source.graph.node[1].name = "peak"
     assert refusal(source, 17) == (
-        "cannot convert opset 18 to 17: ReduceSumSquare node 'energy': input 1 ('axes') "
+        "cannot convert opset 18 to 17: ReduceMax node 'peak': input 1 ('axes') "
         "'axes' is computed by the model, but opset 17 needs it as the attribute 'axes'"
+    )
+
+
+def test_reduce_sum_form_needs_opset_13() -> None:
+    source = model(18, "(float[2, 3] x, int64[1] k) => (float[a, b] y)", "y = ReduceL1 (x, k)")
+    assert "input 1 ('axes') 'k' is a graph input, but opset 12 needs it as the attribute" in (
+        refusal(source, 12)
     )
 
 
@@ -482,3 +490,34 @@ def test_versions_that_changed_meaning_are_not_types_only() -> None:
     assert ("Mod", 28) not in table and ("Softmax", 13) not in table
     assert adapter_for("If", 16, 13) is None
     assert adapter_for("Concat", 11, 10) is None  # 11 allowed negative axes
+
+
+@pytest.mark.parametrize(
+    "op",
+    ["ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMean", "ReduceSumSquare"],
+)
+@pytest.mark.parametrize("axes", [[1], [0, 2], []])
+def test_reduce_over_axes_the_model_computes_becomes_a_reduce_sum(op: str, axes: list[int]) -> None:
+    """ReduceSum takes axes as an input from 13 on; these reductions are sums underneath."""
+    source = model(
+        18,
+        "(float[2, 3, 4] x, int64[n] k) => (float[a, b, c] y)",
+        f"y = {op} <keepdims = 0> (x, k)",
+    )
+    converted = assert_parity(
+        source, 13, {"x": random_input((2, 3, 4)) + 0.1, "k": np.array(axes, dtype=np.int64)}
+    )
+    assert op not in ops(converted) and "ReduceSum" in ops(converted)
+
+
+def test_reduce_mean_over_computed_axes_passes_through_with_the_flag() -> None:
+    source = model(
+        18,
+        "(float[2, 3] x, int64[n] k) => (float[a, b] y)",
+        "y = ReduceMean <noop_with_empty_axes = 1> (x, k)",
+    )
+    x = random_input((2, 3))
+    converted = assert_parity(source, 17, {"x": x, "k": np.zeros(0, dtype=np.int64)})
+    np.testing.assert_array_equal(
+        run(converted, {"x": x, "k": np.zeros(0, dtype=np.int64)})["y"], x
+    )

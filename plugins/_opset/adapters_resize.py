@@ -16,9 +16,11 @@ import onnx_ir as ir
 from graphkit_plugins._opset.adapting import (
     Rule,
     add_constant,
+    add_node,
     check_types,
     constant,
     drop_attributes,
+    fold,
     int_attribute,
     ints_attribute,
     rank,
@@ -60,7 +62,11 @@ class _Resize:
 
 
 def _spread_axes(resize: _Resize, axes: list[int]) -> None:
-    """Replace ``axes`` by roi, scales and sizes over every axis."""
+    """Replace ``axes`` by roi, scales and sizes over every axis.
+
+    Constants are spread here; values the model computes are scattered into
+    the neutral roi, unit scales or the input's own shape at run time.
+    """
     node, target = resize.node, resize.target
     if resize.rank is None:
         raise refuse(
@@ -68,22 +74,37 @@ def _spread_axes(resize: _Resize, axes: list[int]) -> None:
         )
     size = resize.rank
     axes = [a % size for a in axes]
-    roi = resize.need(1, "spread 'roi' over every axis (it has no 'axes')")
-    if roi is not None and roi.size:
-        full = np.array([0.0] * size + [1.0] * size, dtype=roi.dtype)
-        for position, axis in enumerate(axes):
-            full[axis], full[axis + size] = roi[position], roi[position + len(axes)]
-        resize.inputs[1] = add_constant(node, full, "roi")
-    scales = resize.need(2, "spread 'scales' over every axis (it has no 'axes')")
-    if scales is not None and scales.size:
-        full = np.ones(size, dtype=np.float32)
-        full[axes] = scales
-        resize.inputs[2] = add_constant(node, full, "scales")
-    sizes = resize.need(3, "spread 'sizes' over every axis (it has no 'axes')")
-    if sizes is not None and sizes.size:
-        full = np.array(resize.need_dims(f"opset {target} needs sizes for every axis"))
-        full[axes] = sizes
-        resize.inputs[3] = add_constant(node, full.astype(np.int64), "sizes")
+    data = resize.inputs[0]
+    assert data is not None
+    neutral = {
+        1: lambda dtype: np.array([0.0] * size + [1.0] * size, dtype=dtype),
+        2: lambda dtype: np.ones(size, dtype=dtype),
+    }
+    for index, purpose in ((1, "roi"), (2, "scales"), (3, "sizes")):
+        value = resize.inputs[index]
+        if value is None:
+            continue
+        places = axes + [a + size for a in axes] if index == 1 else axes
+        known = fold(value)
+        if known is not None and known.size == 0:
+            continue
+        if known is not None:
+            if index == 3:
+                full = np.array(resize.need_dims(f"opset {target} needs sizes for every axis"))
+            else:
+                full = neutral[index](known.dtype)
+            full[places] = known
+            resize.inputs[index] = add_constant(node, full.astype(known.dtype), purpose)
+            continue
+        if index == 3:
+            base = add_node(node, "Shape", [data], "shape")
+        else:
+            dtype = value.dtype.numpy() if value.dtype is not None else np.float32
+            base = add_constant(node, neutral[index](dtype), f"neutral_{purpose}")
+        indices = add_constant(node, np.array(places, dtype=np.int64), f"{purpose}_places")
+        resize.inputs[index] = add_node(
+            node, "ScatterElements", [base, indices, value], purpose, axis=0
+        )
     drop_attributes(node, "axes")
 
 

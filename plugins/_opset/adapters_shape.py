@@ -92,17 +92,18 @@ def _split(node: ir.Node, target: int) -> None:
             dim = shape[axis]
         if count != outputs:
             raise refuse(node, f"'num_outputs' is {count}, but the node has {outputs} outputs")
-        if isinstance(dim, int):
-            chunk = -(-dim // count)
+        chunk = -(-dim // count) if isinstance(dim, int) else 0
+        if isinstance(dim, int) and dim - chunk * (count - 1) >= 0:
             sizes = np.array([chunk] * (count - 1) + [dim - chunk * (count - 1)], dtype=np.int64)
-            if sizes[-1] < 0:
-                raise refuse(
-                    node, f"{dim} elements along axis {axis} do not split into {count} parts"
-                )
             if target >= 13:
                 split_value = add_constant(node, sizes, "split")
         elif target >= 13:
+            # Also where the dim is known not to split: ONNX Runtime fails such a
+            # node when it runs, and so does the computed form, but a branch that
+            # never runs it still loads.
             split_value = _split_sizes_at_run_time(node, axis, count)
+        elif isinstance(dim, int):
+            raise refuse(node, f"{dim} elements along axis {axis} do not split into {count} parts")
         else:
             raise refuse(
                 node,

@@ -521,3 +521,46 @@ def test_reduce_mean_over_computed_axes_passes_through_with_the_flag() -> None:
     np.testing.assert_array_equal(
         run(converted, {"x": x, "k": np.zeros(0, dtype=np.int64)})["y"], x
     )
+
+
+def test_split_that_cannot_run_fails_at_run_time_as_before() -> None:
+    """5 elements do not split into 4 parts: ONNX Runtime fails the node, before and after."""
+    source = model(
+        18,
+        "(float[5] x) => (float[a] a, float[b] b, float[c] c, float[d] d)",
+        "a, b, c, d = Split <num_outputs = 4> (x)",
+    )
+    converted = convert(source, 17)
+    for proto in (source, converted):
+        with pytest.raises(Exception, match="split"):
+            run(proto, {"x": random_input((5,))})
+
+
+@pytest.mark.parametrize(
+    ("inputs", "attributes", "feeds"),
+    [
+        ("(x, , s)", 'mode = "nearest"', {"s": np.array([2.0, 3.0], dtype=np.float32)}),
+        ("(x, , , s)", 'mode = "linear"', {"s": np.array([3, 5], dtype=np.int64)}),
+        (
+            "(x, s, , z)",
+            'mode = "linear", coordinate_transformation_mode = "tf_crop_and_resize"',
+            {
+                "s": np.array([0.2, 0.1, 0.9, 0.8], dtype=np.float32),
+                "z": np.array([3, 3], dtype=np.int64),
+            },
+        ),
+    ],
+    ids=["scales", "sizes", "roi"],
+)
+def test_resize_with_axes_and_inputs_the_model_feeds_scatters_them_at_run_time(
+    inputs: str, attributes: str, feeds: dict[str, np.ndarray]
+) -> None:
+    types = {"float32": "float", "int64": "int64"}
+    signature = ", ".join(f"{types[str(v.dtype)]}[{v.size}] {k}" for k, v in feeds.items())
+    source = model(
+        18,
+        f"(float[1, 1, 2, 2] x, {signature}) => (float[a, b, c, d] y)",
+        f"y = Resize <axes = [3, 2], {attributes}> {inputs}",
+    )
+    converted = assert_parity(source, 17, {"x": random_input((1, 1, 2, 2)), **feeds})
+    assert "ScatterElements" in ops(converted)

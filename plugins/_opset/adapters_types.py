@@ -68,14 +68,20 @@ def _signature(schema: onnx.defs.OpSchema) -> tuple[object, ...]:
 
 
 @functools.cache
-def types_only_versions() -> frozenset[tuple[str, int]]:
-    """(op, version) where the version only allowed more types than the one before."""
+def _versions() -> dict[str, tuple[int, ...]]:
+    """Every default-domain op's schema versions, oldest first."""
     versions: dict[str, set[int]] = {}
     for schema in onnx.defs.get_all_schemas_with_history():
         if schema.domain in ("", "ai.onnx") and not schema.deprecated:
             versions.setdefault(schema.name, set()).add(schema.since_version)
+    return {op: tuple(sorted(numbers)) for op, numbers in versions.items()}
+
+
+@functools.cache
+def types_only_versions() -> frozenset[tuple[str, int]]:
+    """(op, version) where the version only allowed more types than the one before."""
     found = set()
-    for op, numbers in versions.items():
+    for op, numbers in _versions().items():
         if op in _NOT_TYPES_ONLY:
             continue
         ordered = sorted(numbers)
@@ -102,11 +108,7 @@ def types_only_between(op: str, since: int, target: int) -> bool:
         return False
     if at_target >= since:
         return False
-    versions = {
-        s.since_version
-        for s in onnx.defs.get_all_schemas_with_history()
-        if s.name == op and s.domain in ("", "ai.onnx") and at_target < s.since_version <= since
-    }
+    versions = [v for v in _versions().get(op, ()) if at_target < v <= since]
     return bool(versions) and all((op, v) in types_only_versions() for v in versions)
 
 
@@ -133,7 +135,8 @@ def _constant(node: ir.Node, target: int) -> None:
         if attribute is not None:
             array = np.array(attribute.value, dtype=dtype)
             node.attributes["value"] = ir.AttrTensor("value", ir.tensor(array))
-    for name in ("value_string", "value_strings"):
+    newer = ("value_string", "value_strings") + (("sparse_value",) if target < 11 else ())
+    for name in newer:
         if name in node.attributes:
             raise refuse(node, f"attribute {name!r} has no equivalent at opset {target}")
     check_types(node, target)
@@ -148,7 +151,8 @@ def _grid_sample(node: ir.Node, target: int) -> None:
         raise refuse(node, f"GridSample does not exist before opset 16 (target {target})")
     mode = node.attributes.get("mode")
     if mode is not None:
-        node.attributes["mode"] = ir.AttrString("mode", _GRID_SAMPLE_MODES[mode.as_string()])
+        name = mode.as_string()
+        node.attributes["mode"] = ir.AttrString("mode", _GRID_SAMPLE_MODES.get(name, name))
     found = rank(node.inputs[0]) or rank(node.inputs[1])
     if found is None:
         raise refuse(

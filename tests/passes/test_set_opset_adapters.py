@@ -564,3 +564,13 @@ def test_resize_with_axes_and_inputs_the_model_feeds_scatters_them_at_run_time(
     )
     converted = assert_parity(source, 17, {"x": random_input((1, 1, 2, 2)), **feeds})
     assert "ScatterElements" in ops(converted)
+
+
+def test_constant_value_ints_becomes_a_value_tensor_before_12() -> None:
+    source = model(
+        13,
+        "(float[2, 3] x) => (float[3, 2] y)",
+        "shape = Constant <value_ints = [3, 2]> ()\ny = Reshape (x, shape)",
+    )
+    converted = assert_parity(source, 11, {"x": random_input((2, 3))})
+    assert [a.name for a in converted.graph.node[0].attribute] == ["value"]

@@ -13,6 +13,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Protocol
 
 from graphkit_plugins._opset import (
+    adapters_attrs,
     adapters_pool,
     adapters_reduce,
     adapters_resize,
@@ -36,6 +37,7 @@ RULES: tuple[Rule, ...] = (
     *adapters_reduce.RULES,
     *adapters_resize.RULES,
     *adapters_pool.RULES,
+    *adapters_attrs.RULES,
 )
 
 

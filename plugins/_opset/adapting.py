@@ -278,6 +278,7 @@ def check_types(
                 continue
             formal = formals[min(index, len(formals) - 1)]
             found.append((formal.type_str, f"{kind} {index} ({formal.name!r})", value.dtype))
+    bound: dict[str, tuple[str, ir.DataType]] = {}
     for parameter, where, dtype in found:
         options = allowed.get(parameter)
         if options is None:
@@ -287,6 +288,13 @@ def check_types(
                 node,
                 f"{where} is {dtype.name.lower()}, which {node.op_type} does not accept "
                 f"at opset {target}",
+            )
+        first_where, first = bound.setdefault(parameter, (where, dtype))
+        if first != dtype:
+            raise refuse(
+                node,
+                f"{where} is {dtype.name.lower()} and {first_where} {first.name.lower()}, "
+                f"but {node.op_type} at opset {target} takes one type for both",
             )
 
 

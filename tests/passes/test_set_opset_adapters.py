@@ -574,3 +574,72 @@ def test_constant_value_ints_becomes_a_value_tensor_before_12() -> None:
     )
     converted = assert_parity(source, 11, {"x": random_input((2, 3))})
     assert [a.name for a in converted.graph.node[0].attribute] == ["value"]
+
+
+# Versions that added an attribute: Shape 15, Reshape 14, RoiAlign 16, BatchNormalization 14/15.
+
+
+@pytest.mark.parametrize(
+    ("attributes", "target"), [("", 13), ("<start = 1>", 13), ("<start = -2, end = -1>", 11)]
+)
+def test_shape_start_and_end_become_a_slice(attributes: str, target: int) -> None:
+    source = model(15, "(float[2, 3, 4] x) => (int64[n] y)", f"y = Shape {attributes} (x)")
+    converted = assert_parity(source, target, {"x": random_input((2, 3, 4))})
+    assert ops(converted) == (["Shape"] if not attributes else ["Shape", "Slice"])
+
+
+def test_reshape_allowzero_without_zeros_goes_down() -> None:
+    source = model(
+        14,
+        "(float[2, 3] x) => (float[3, 2] y)",
+        "s = Constant <value = int64[2] {3, -1}> ()\ny = Reshape <allowzero = 1> (x, s)",
+    )
+    assert_parity(source, 13, {"x": random_input((2, 3))})
+
+
+def test_reshape_allowzero_with_a_zero_is_refused() -> None:
+    source = model(
+        14,
+        "(float[0, 3] x) => (float[3, 0] y)",
+        "s = Constant <value = int64[2] {3, 0}> ()\ny = Reshape <allowzero = 1> (x, s)",
+    )
+    assert "allowzero=1 with a 0 in the shape makes an empty dimension" in refusal(source, 13)
+
+
+def test_roi_align_output_half_pixel_goes_down_and_half_pixel_is_refused() -> None:
+    body = (
+        'y = RoiAlign <coordinate_transformation_mode = "{mode}", output_height = 2, '
+        "output_width = 2> (x, rois, idx)"
+    )
+    signature = "(float[1, 1, 4, 4] x, float[1, 4] rois, int64[1] idx) => (float[1, 1, 2, 2] y)"
+    feeds = {
+        "x": random_input((1, 1, 4, 4)),
+        "rois": np.array([[0.5, 0.5, 3.0, 2.5]], dtype=np.float32),
+        "idx": np.array([0], dtype=np.int64),
+    }
+    assert_parity(model(16, signature, body.format(mode="output_half_pixel")), 15, feeds)
+    assert "coordinate_transformation_mode 'half_pixel' has no equivalent at opset 15" in (
+        refusal(model(16, signature, body.format(mode="half_pixel")), 15)
+    )
+
+
+def test_batch_normalization_in_inference_goes_down_to_9() -> None:
+    source = model(
+        15,
+        "(float[1, 2, 3] x, float[2] s, float[2] b, float[2] m, float[2] v) => (float[1, 2, 3] y)",
+        "y = BatchNormalization (x, s, b, m, v)",
+    )
+    rng = np.random.default_rng(0)
+    feeds = {k: rng.random(2, dtype=np.float32) + 0.5 for k in "sbmv"}
+    assert_parity(source, 13, {"x": random_input((1, 2, 3)), **feeds})
+
+
+def test_batch_normalization_with_statistics_of_another_type_is_refused_at_14() -> None:
+    source = model(
+        15,
+        "(float16[1, 2] x, float[2] s, float[2] b, float[2] m, float[2] v) => (float16[1, 2] y)",
+        "y = BatchNormalization (x, s, b, m, v)",
+    )
+    assert "input 1 ('scale') is float and input 0 ('X') float16, but BatchNormalization" in (
+        refusal(source, 14)
+    )

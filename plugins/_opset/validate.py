@@ -14,7 +14,7 @@ import onnx
 import onnx_ir as ir
 
 # onnx's checker and shape inference name the node like this.
-_NODE_IN_MESSAGE = re.compile(r"\(op_type:(\w+), node name: ([^)]*)\)")
+_NODE_IN_MESSAGE = re.compile(r"\(op_type:(\w+)(?:, node name: ([^)]*))?\)")
 
 
 def schema_problems(model: ir.Model, target: int) -> list[str]:
@@ -60,10 +60,11 @@ def explain_checker(message: str) -> str:
     """onnx's checker message in one line, naming the node first when the message does."""
     found = _NODE_IN_MESSAGE.search(message)
     detail = " ".join(message.split())
-    detail = re.sub(r"^\[[^\]]*\]\s*", "", detail)
+    detail = re.sub(r"^Inference error\(s\):\s*", "", detail)
     if found:
         op, name = found.groups()
         detail = _NODE_IN_MESSAGE.sub("", detail).strip(" :")
+        detail = re.sub(r"^\[\w+\]\s*", "", detail)
         return f"{op} node {name or '(unnamed)'!r}: {detail}"
     return detail
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections import Counter
 from typing import TYPE_CHECKING
@@ -23,7 +22,7 @@ _TYPE_NOT_ALLOWED = re.compile(
     r"is unallowed for Opset Version (\d+)"
 )
 # onnx's C++ assertions read "file.h:48: function: Assertion `expression` failed: message".
-_ASSERTION = re.compile(r"^\S+:\d+: \w+: Assertion `.*?` failed: ", re.DOTALL)
+_ASSERTION = re.compile(r"^\S+:\d+: \S+: Assertion `.*?` failed: ", re.DOTALL)
 
 # Before opset 13 these ops normalise over every axis from ``axis`` on (the
 # input flattened to 2-D); from 13 on, over ``axis`` alone. onnx's converter
@@ -71,8 +70,15 @@ def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
         )
 
     report = _Report()
-    converted = _convert(model, target, report)
-    _validate(converted, model, current, target)
+    known = {v.name for g in model.graphs() for n in g for v in n.outputs if v.type is not None}
+    try:
+        converted = _convert(model, target, report)
+        _forget_types(converted, known)
+        _validate(converted, model)
+    except PassError as error:
+        if str(error).startswith("converting opset"):
+            raise
+        raise PassError(f"cannot convert opset {current} to {target}: {error}") from None
     needed = onnx.helper.find_min_ir_version_for(
         [onnx.helper.make_opsetid(d, v) for d, v in converted.opset_imports.items()],
         ignore_unknown=True,
@@ -106,9 +112,12 @@ def _counts(counter: Counter[str]) -> str:
     return ", ".join(f"{op} x{count}" for op, count in sorted(counter.items()))
 
 
-def _convert(model: ir.Model, target: int, report: _Report) -> ir.Model:
-    """``model`` converted to ``target``: expand, hold, run onnx's converter, put back."""
-    from graphkit_plugins._common.shapes import infer
+def _convert(model: ir.Model, target: int, report: _Report, *, body: bool = False) -> ir.Model:
+    """``model`` converted to ``target``: expand, hold, run onnx's converter, put back.
+
+    A function ``body`` of graphkit's own making also has its computations of
+    constants folded, so the converters find the constants they need.
+    """
     from graphkit_plugins._opset.expand import exists_at, expand, has_body
 
     current = model.opset_imports[""]
@@ -120,9 +129,14 @@ def _convert(model: ir.Model, target: int, report: _Report) -> ir.Model:
             "alone, and onnx's converter does not adapt it; only a last-axis node converts safely"
             + (f" ({len(hazards) - 1} more such nodes)" if len(hazards) > 1 else "")
         )
-    # Types let context-dependent function bodies be built and adapters see dtypes.
-    with contextlib.suppress(PassError):
-        infer(model, data_prop=False, strict=False)
+    refusal = _unconvertible(model, current, target)
+    if refusal:
+        raise PassError(refusal)
+    _record_types(model)
+    if body:
+        from graphkit_plugins._opset.fold import fold
+
+        fold(model.graph, current)
 
     plan: dict[ir.Node, str] = {}
     for node in _default_nodes(model):
@@ -155,11 +169,72 @@ def _convert(model: ir.Model, target: int, report: _Report) -> ir.Model:
             report.adapted[node.op_type] += 1
         elif node.domain == _EXPAND:
             node.domain = ""
-            expand(node, current, target, lambda body, t: _convert(body, t, report))
+            expand(node, current, target, lambda inner, t: _convert(inner, t, report, body=True))
             report.expanded[node.op_type] += 1
     for domain in (_ADAPT, _EXPAND):
         converted.opset_imports.pop(domain, None)
     return converted
+
+
+def _forget_types(model: ir.Model, known: set[str | None]) -> None:
+    """Drop the types graphkit inferred for its own use, so the result declares what it did.
+
+    A declared shape is a promise runtimes check: a function body that feeds a
+    [1] tensor where a scalar belongs runs while the shape is unknown, and not
+    once the shape is written down.
+    """
+    outputs = set(model.graph.outputs)
+    for graph in model.graphs():
+        for node in graph:
+            for value in node.outputs:
+                if value not in outputs and value.name not in known:
+                    value.type = None
+                    value.shape = None
+
+
+def _unconvertible(model: ir.Model, current: int, target: int) -> str | None:
+    """A node no conversion between ``current`` and ``target`` can keep the meaning of."""
+    if min(current, target) >= 9 or max(current, target) < 9:
+        return None
+    for node in _default_nodes(model):
+        if node.op_type == "Scan":
+            # Scan-8 runs its body once per item of a batch axis 0 that Scan-9 does not
+            # have; onnx's converter drops the batch axis, so the result expects inputs
+            # of another rank.
+            return (
+                f"Scan node {node.name or '(unnamed)'!r}: Scan-8 iterates over a batch axis "
+                "that Scan-9 does not have, so neither form can express the other"
+            )
+    return None
+
+
+def _record_types(model: ir.Model) -> None:
+    """Give values without a type the type onnx infers, for function bodies and adapters.
+
+    Context-dependent function bodies are built from their inputs' types, and
+    adapters read dtypes and ranks. Types onnx cannot infer stay unknown.
+    """
+    from graphkit import _onnx_tools
+    from graphkit._model_io import call_on_graph
+
+    def infer(proto: onnx.ModelProto) -> onnx.ModelProto:
+        return _onnx_tools.infer_shapes(proto, strict_mode=False, data_prop=True)
+
+    try:
+        inferred = call_on_graph(model, infer, rebuild=True)
+    except (_onnx_tools.ToolCrashed, onnx.shape_inference.InferenceError, RuntimeError):
+        return
+    assert inferred is not None
+    for original, result in zip(model.graphs(), inferred.graphs(), strict=True):
+        found = {v.name: v for node in result for v in node.outputs}
+        for node in original:
+            for value in node.outputs:
+                twin = found.get(value.name)
+                if twin is None or value.type is not None:
+                    continue
+                value.type = twin.type
+                if value.shape is None:
+                    value.shape = twin.shape
 
 
 #: Private domains that hide nodes from onnx's converter while it runs.
@@ -176,10 +251,8 @@ def _default_nodes(model: ir.Model) -> list[ir.Node]:
 
 
 def _adapter_for(op_type: str, since: int, target: int) -> Adapter | None:
-    try:
-        from graphkit_plugins._opset.adapters import adapter_for
-    except ImportError:
-        return None
+    from graphkit_plugins._opset.adapters import adapter_for
+
     return adapter_for(op_type, since, target)
 
 
@@ -219,9 +292,7 @@ def _run_converter(
     try:
         converted = call_on_graph(model, convert, rebuild=True)
     except _onnx_tools.ToolCrashed as error:
-        raise PassError(
-            f"cannot convert opset {current} to {target}: {error} on this model; it is invalid"
-        ) from None
+        raise PassError(f"{error} on this model; it is invalid") from None
     except (RuntimeError, onnx.checker.ValidationError, IndexError) as error:
         raise _ConverterRefused(str(error), current, target) from None
     finally:
@@ -233,14 +304,14 @@ def _run_converter(
     return converted
 
 
-def _validate(converted: ir.Model, source: ir.Model, current: int, target: int) -> None:
+def _validate(converted: ir.Model, source: ir.Model) -> None:
     """Refuse a result that is not valid at ``target``, naming the first bad node."""
     from graphkit_plugins._opset.validate import explain_checker, schema_problems
 
     from graphkit import _onnx_tools
     from graphkit._model_io import call_on_graph
 
-    problems = schema_problems(converted, target)
+    problems = schema_problems(converted, converted.opset_imports[""])
     if not problems:
         try:
             call_on_graph(
@@ -251,10 +322,7 @@ def _validate(converted: ir.Model, source: ir.Model, current: int, target: int) 
                 problems = [explain_checker(str(error))]
     if problems:
         more = f" ({len(problems) - 1} more problems)" if len(problems) > 1 else ""
-        raise PassError(
-            f"cannot convert opset {current} to {target}: the result would not be valid: "
-            f"{problems[0]}{more}"
-        )
+        raise PassError(f"the result would not be valid: {problems[0]}{more}")
 
 
 def _passes_full_check(model: ir.Model) -> bool:
@@ -291,19 +359,18 @@ def _meaning_hazards(model: ir.Model, current: int, target: int) -> list[str]:
 
 def _explain(message: str, model: ir.Model, current: int, target: int) -> str:
     """onnx's converter message in one line that names the node and op."""
-    prefix = f"cannot convert opset {current} to {target}"
     found = _NO_ADAPTER.search(message)
     if found:
         direction, version, op = found.groups()
         return (
-            f"{prefix}: {_first_node(model, op)}: onnx's version converter has no adapter for "
+            f"{_first_node(model, op)}: onnx's version converter has no adapter for "
             f"{op} {direction.lower()} opset {version}"
         )
     found = _NO_PREVIOUS.search(message)
     if found:
         op = found.group(1)
         return (
-            f"{prefix}: {_first_node(model, op)}: {op} does not exist before opset "
+            f"{_first_node(model, op)}: {op} does not exist before opset "
             f"{onnx.defs.get_schema(op, current, '').since_version} and has no function body "
             "to expand into"
         )
@@ -311,7 +378,7 @@ def _explain(message: str, model: ir.Model, current: int, target: int) -> str:
     if found:
         dtype, op, version = found.groups()
         return (
-            f"{prefix}: {_first_node(model, op)}: {op} does not accept "
+            f"{_first_node(model, op)}: {op} does not accept "
             f"{_dtype_name(int(dtype))} at opset {version}"
         )
     detail = " ".join(_ASSERTION.sub("", message).split())
@@ -319,17 +386,17 @@ def _explain(message: str, model: ir.Model, current: int, target: int) -> str:
         culprit = _computed_input(model, current, target)
         if culprit:
             return (
-                f"{prefix}: {culprit} is computed by the model, and onnx's version converter "
+                f"{culprit} is computed by the model, and onnx's version converter "
                 "needs a constant there"
             )
         return (
-            f"{prefix}: onnx's version converter needs a constant input where the model "
+            f"onnx's version converter needs a constant input where the model "
             f"computes a value ({detail})"
         )
     named = _op_in(message, model)
     if named:
-        return f"{prefix}: {_first_node(model, named)}: {detail}"
-    return f"{prefix}: {detail}"
+        return f"{_first_node(model, named)}: {detail}"
+    return f"{detail}"
 
 
 _NO_CONSTANT = "No initializer or constant input to node found"
@@ -350,6 +417,11 @@ def _op_in(message: str, model: ir.Model) -> str | None:
     for op in ops:
         if re.search(rf"\b{op}\b", message):
             return op
+    # onnx's adapters sometimes name an op family: "Scatter reduction ..." for ScatterElements.
+    for word in re.findall(r"\b[A-Z][A-Za-z]+\b", message):
+        family = [op for op in ops if op.startswith(word)]
+        if len(family) == 1:
+            return family[0]
     return None
 
 

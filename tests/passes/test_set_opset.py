@@ -116,17 +116,17 @@ def test_a_version_no_converter_knows() -> None:
     )
 
 
-def test_an_op_without_an_adapter_is_named() -> None:
-    """onnx#5988: Identity has no adapter from opset 16 down to 15."""
+def test_an_op_the_target_lacks_without_a_function_body_is_named() -> None:
     source = from_text(
-        """<ir_version: 8, opset_import: ["" : 17]>
-        g (float[2] x) => (float[2] y) { y = Identity(x) }"""
+        """<ir_version: 8, opset_import: ["" : 18]>
+        g (int32[2] a, int32[2] b) => (int32[2] y) { y = BitwiseAnd(a, b) }"""
     )
+    source.graph.node[0].name = "mask"
     with pytest.raises(PassError) as caught:
-        set_opset(as_ir(source), version=15)
+        set_opset(as_ir(source), version=17)
     assert str(caught.value) == (
-        "cannot convert opset 17 to 15: Identity node '(unnamed)': onnx's version converter "
-        "has no adapter for Identity from opset 16"
+        "cannot convert opset 18 to 17: BitwiseAnd node 'mask': BitwiseAnd does not exist "
+        "before opset 18 and has no function body to expand into"
     )
 
 

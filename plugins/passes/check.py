@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import Field
@@ -15,6 +18,13 @@ if TYPE_CHECKING:
 
 class CheckParams(Params):
     full: bool = Field(True, description="Also run strict shape inference (onnx's full_check).")
+    runtime: bool = Field(
+        False,
+        description=(
+            "Also create an ONNX Runtime session (CPU) for the model, proving it loads; "
+            "this writes the model to a temporary folder, weights included."
+        ),
+    )
 
 
 @graph_pass("check", CheckParams)
@@ -23,7 +33,10 @@ def check(model: ir.Model, params: CheckParams) -> PassResult:
 
     Weights are not serialised for the checker, so it works on models past
     2 GiB; instead every external data file is checked to exist and to be
-    long enough for the tensors that point into it. Changes nothing.
+    long enough for the tensors that point into it. With ``runtime``, ONNX
+    Runtime must also accept the model: onnx's checker passes models that
+    ONNX Runtime refuses (unknown custom ops, recorded shapes an op cannot
+    take). Changes nothing.
     """
     import onnx
 
@@ -43,7 +56,37 @@ def check(model: ir.Model, params: CheckParams) -> PassResult:
         raise PassError(f"the model is invalid: {error} on it") from None
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         raise PassError(f"the model is invalid: {' '.join(str(error).split())}") from None
+    if params.runtime:
+        problem = _runtime_problem(model)
+        if problem:
+            raise PassError(f"ONNX Runtime cannot load the model: {problem}")
     return PassResult(model, modified=False)
+
+
+# ONNX Runtime's messages start with its status code and name the file it was given,
+# here a temporary copy: neither means anything to the user.
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : (Load model from .*? failed:)?")
+
+
+def _runtime_problem(model: ir.Model) -> str | None:
+    """Why ONNX Runtime refuses to create a session for ``model``, or None if it accepts it."""
+    import onnxruntime as ort
+
+    from graphkit._model_io import save
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # its errors come back as the exception; keep the log quiet
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = 1
+    with tempfile.TemporaryDirectory(prefix="graphkit-check-") as folder:
+        path = Path(folder) / "model.onnx"
+        save(model, path)
+        try:
+            ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:
+            message = _ORT_PREFIX.sub("", " ".join(str(error).split()))
+            return message.replace(str(path), "the model").strip() or type(error).__name__
+    return None
 
 
 def _external_data_problem(model: ir.Model) -> str | None:

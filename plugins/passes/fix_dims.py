@@ -17,8 +17,9 @@ Size = Annotated[int, Field(ge=1)]
 def _size_or_name(value: object) -> int | str:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"a size is a whole number or a dim name, not {value!r}")
-    if isinstance(value, int) and value < 1:
-        raise ValueError("a size must be at least 1")
+    # 0 is a size: an input can be empty (as can the data a shape is read from).
+    if isinstance(value, int) and value < 0:
+        raise ValueError("a size cannot be negative")
     return value
 
 
@@ -33,7 +34,8 @@ class FixDimsParams(Params):
     shapes: dict[str, list[SizeOrName]] = Field(
         default_factory=dict,
         description=(
-            "Whole input shapes, as {input name: [sizes]}; a text entry names a symbolic dim."
+            "Whole input shapes, as {input name: [sizes]} (0 for an empty axis); "
+            "a text entry names a symbolic dim."
         ),
     )
 
@@ -45,7 +47,8 @@ def fix_dims(model: ir.Model, params: FixDimsParams) -> PassResult:
     Every occurrence of a named dim changes: inputs, outputs, value_info and
     subgraphs. Then shapes are inferred again from scratch, so outputs and
     intermediate values become static wherever the sizes determine them and
-    no stale value_info is left.
+    no stale value_info is left. A declared output shape the graph
+    contradicts is replaced by the computed one, with a note.
     """
     import onnx_ir as ir
     from graphkit_plugins._common.names import all_values, listing
@@ -81,8 +84,8 @@ def fix_dims(model: ir.Model, params: FixDimsParams) -> PassResult:
         )
 
     forget_intermediate_shapes(model)
-    infer(model)
-    return PassResult(model, modified=shape_snapshot(model) != before)
+    notes = infer(model)
+    return PassResult(model, modified=shape_snapshot(model) != before, notes=notes)
 
 
 def _named(dim: int | ir.SymbolicDim) -> str | None:

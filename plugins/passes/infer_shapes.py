@@ -33,15 +33,16 @@ def infer_shapes(model: ir.Model, params: InferShapesParams) -> PassResult:
     """Infer the shapes and types of all values with onnx's shape inference.
 
     Weights are not serialised for inference, so this also works on models
-    larger than 2 GiB.
+    larger than 2 GiB. A declared output shape the graph contradicts is
+    replaced by the computed one, with a note.
     """
     from graphkit_plugins._common.shapes import forget_intermediate_shapes, infer, shape_snapshot
 
     before = shape_snapshot(model)
     if params.discard_existing:
         forget_intermediate_shapes(model)
-    infer(model, data_prop=params.data_prop, strict=params.strict)
-    return PassResult(model, modified=shape_snapshot(model) != before)
+    notes = infer(model, data_prop=params.data_prop, strict=params.strict)
+    return PassResult(model, modified=shape_snapshot(model) != before, notes=notes)
 
 
 @hookimpl

@@ -58,3 +58,28 @@ def test_external_data_is_checked(external: Path) -> None:
     data.unlink()
     with pytest.raises(PassError, match=r"tensor 'w': external data file .*m\.data is missing"):
         check(graphkit.load(external))
+
+
+def test_runtime_proves_onnx_runtime_loads_the_model(external: Path) -> None:
+    for model in (as_ir(tf2onnx_like()), as_ir(with_if()), graphkit.load(external)):
+        assert check.run(model, check.validate({"runtime": True})).modified is False
+
+
+def test_runtime_refuses_what_onnx_runtime_refuses_in_one_quiet_line(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # onnx's checker accepts an op of an unknown domain; ONNX Runtime has no kernel for it.
+    source = onnx.parser.parse_model(
+        """<ir_version: 8, opset_import: ["" : 17, "com.example" : 1]>
+        g (float[2] x) => (float[2] y) { y = com.example.Frobnicate(x) }"""
+    )
+    model = graphkit._model_io.from_proto(source)
+    assert check.run(model, check.validate({})).modified is False
+    with pytest.raises(PassError) as caught:
+        check(model, runtime=True)
+    message = str(caught.value)
+    assert message.startswith("ONNX Runtime cannot load the model: ")
+    assert "Frobnicate" in message
+    assert "\n" not in message and "ONNXRuntimeError" not in message and "/tmp" not in message
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""

@@ -30,7 +30,10 @@ _NOT_PURE = {
 
 
 def fold(graph: ir.Graph, opset: int) -> int:
-    """Replace computations of constants in ``graph`` (not its subgraphs) by Constant nodes.
+    """Replace computations of constants in ``graph`` by Constant nodes.
+
+    An ``If`` whose condition is a constant becomes the branch it takes, whose
+    nodes are folded in turn; other subgraphs are left as they are.
 
     Args:
         graph: A graph of default-domain nodes at ``opset``.
@@ -43,6 +46,13 @@ def fold(graph: ir.Graph, opset: int) -> int:
     for node in list(graph):
         if node.domain not in ("", "ai.onnx") or node.op_type == "Constant":
             continue
+        if node.op_type == "Range":
+            _scalar_range_inputs(graph, node)
+        if node.op_type == "If":
+            if _take_branch(graph, node):
+                folded += 1 + fold(graph, opset)
+                break
+            continue
         results = _evaluate(node, opset)
         if results is None:
             continue
@@ -54,7 +64,7 @@ def fold(graph: ir.Graph, opset: int) -> int:
             )
             graph.insert_before(node, constant)
             new = constant.outputs[0]
-            new.type, new.shape = old.type, old.shape
+            new.dtype, new.shape = ir.DataType.from_numpy(array.dtype), ir.Shape(array.shape)
             name = old.name
             old.replace_all_uses_with(new, replace_graph_outputs=True)
             old.name = None
@@ -62,6 +72,63 @@ def fold(graph: ir.Graph, opset: int) -> int:
         graph.remove(node, safe=False)
         folded += 1
     return folded
+
+
+def _scalar_range_inputs(graph: ir.Graph, node: ir.Node) -> None:
+    """Give ``Range`` the scalars its schema asks for: a body may pass 1-element tensors.
+
+    AffineGrid's body feeds Range [1] tensors. A runtime accepts that while the
+    shape is unknown and rejects it once folding or inlining makes it known, so
+    every input not known to be a scalar is reshaped to one.
+    """
+    for index, value in enumerate(node.inputs):
+        if value is None:
+            continue
+        shape = value.shape
+        if shape is None:
+            tensor = ir.convenience.get_const_tensor(value)
+            shape = tensor.shape if tensor is not None else None
+        if shape is not None and len(shape) == 0:
+            continue
+        empty = ir.node("Constant", [], attributes={"value": ir.tensor(np.array([], np.int64))})
+        reshape = ir.node("Reshape", [value, empty.outputs[0]])
+        reshape.outputs[0].dtype = value.dtype
+        reshape.outputs[0].shape = ir.Shape([])
+        graph.insert_before(node, [empty, reshape])
+        node.replace_input_with(index, reshape.outputs[0])
+
+
+def _take_branch(graph: ir.Graph, node: ir.Node) -> bool:
+    """Put the branch a constant-condition ``If`` takes in its place."""
+    condition = ir.convenience.get_const_tensor(node.inputs[0]) if node.inputs else None
+    if condition is None or condition.size != 1:
+        return False
+    chosen = "then_branch" if bool(condition.numpy().reshape(())) else "else_branch"
+    attribute = node.attributes.get(chosen)
+    if attribute is None:
+        return False
+    branch = attribute.as_graph()
+    if branch.initializers or len(branch.outputs) != len(node.outputs):
+        return False
+    inner = list(branch)
+    results = list(branch.outputs)
+    branch.outputs.clear()
+    branch.remove(inner)
+    graph.insert_before(node, inner)
+    for old, new in zip(node.outputs, results, strict=True):
+        if new.producer() not in inner:
+            # The branch hands an outer value straight out: keep a node that names the result.
+            identity = ir.node("Identity", [new])
+            graph.insert_before(node, identity)
+            new = identity.outputs[0]
+        new.type = old.type if old.type is not None else new.type
+        new.shape = old.shape if old.shape is not None else new.shape
+        name = old.name
+        old.replace_all_uses_with(new, replace_graph_outputs=True)
+        old.name = None
+        new.name = name
+    graph.remove(node, safe=True)
+    return True
 
 
 def _evaluate(node: ir.Node, opset: int) -> list[np.ndarray] | None:

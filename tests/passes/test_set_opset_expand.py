@@ -113,6 +113,14 @@ EXPANSIONS = [
         "y = Attention(q, k, v)",
     ),
     (
+        # The body picks 2-D or 3-D with an If on the size's length: a constant here.
+        "AffineGrid",
+        20,
+        17,
+        "(float[2,2,3] theta) => (float[2,5,6,2] y)",
+        "size = Constant<value = int64[4] {2, 3, 5, 6}>() y = AffineGrid(theta, size)",
+    ),
+    (
         "CenterCropPad",
         18,
         17,

@@ -89,8 +89,23 @@ def _batch_normalization(node: ir.Node, target: int) -> None:
     check_types(node, target)
 
 
+def _cast(node: ir.Node, target: int) -> None:
+    """Cast 19's ``saturate`` and 24's ``round_mode`` only act on types older opsets lack."""
+    if target < 24:
+        node.attributes.pop("round_mode", None)  # float8e8m0 only
+    if target < 19:
+        node.attributes.pop("saturate", None)  # float8 types only
+    to = node.attributes.get("to")
+    extra = {}
+    if node.op_type == "Cast" and to is not None:
+        extra["T2"] = ("attribute 'to'", ir.DataType(to.as_int()))
+    check_types(node, target, extra=extra)
+
+
 RULES: tuple[Rule, ...] = (
     Rule(frozenset({"Shape"}), down_across(15), _shape),
+    Rule(frozenset({"Cast"}), down_across(19), _cast),
+    Rule(frozenset({"CastLike"}), lambda since, target: since >= 19 and 15 <= target < 19, _cast),
     Rule(frozenset({"Reshape"}), down_across(14), _reshape),
     Rule(
         frozenset({"RoiAlign"}),

@@ -168,9 +168,21 @@ def _grid_sample(node: ir.Node, target: int) -> None:
     check_types(node, target)
 
 
+def _identity(node: ir.Node, target: int) -> None:
+    """Identity 14 added sequences and 16 optionals; a tensor passes through at every opset."""
+    for value in (*node.inputs, *node.outputs):
+        kind = type(value.type) if value is not None else None
+        if kind is ir.SequenceType and target < 14:
+            raise refuse(node, "input 0 is a sequence, which Identity passes on from opset 14 on")
+        if kind is ir.OptionalType and target < 16:
+            raise refuse(node, "input 0 is optional, which Identity passes on from opset 16 on")
+    check_types(node, target)
+
+
 RULES: tuple[Rule, ...] = (
     Rule(frozenset({"ConstantOfShape"}), down_across(20), _constant_of_shape),
     Rule(frozenset({"Constant"}), down_across(12), _constant),
+    Rule(frozenset({"Identity"}), down_across(14), _identity),
     Rule(
         frozenset({"GridSample"}),
         lambda since, target: since >= 20 and 16 <= target < 20,

@@ -643,3 +643,30 @@ def test_batch_normalization_with_statistics_of_another_type_is_refused_at_14() 
     assert "input 1 ('scale') is float and input 0 ('X') float16, but BatchNormalization" in (
         refusal(source, 14)
     )
+
+
+def test_identity_of_a_tensor_goes_down_across_14() -> None:
+    source = model(21, "(float[2] x) => (float[2] y)", "y = Identity (x)")
+    assert_parity(source, 13, {"x": random_input((2,))})
+
+
+def test_identity_of_a_sequence_is_refused_before_14() -> None:
+    source = model(
+        16,
+        "(float[2] x) => (seq(float[2]) y)",
+        "s = SequenceConstruct (x)\ny = Identity (s)",
+    )
+    assert "input 0 is a sequence, which Identity passes on from opset 14 on" in refusal(source, 13)
+
+
+def test_cast_saturate_is_dropped_below_19() -> None:
+    source = model(21, "(float[3] x) => (float16[3] y)", "y = Cast <to = 10, saturate = 1> (x)")
+    converted = assert_parity(source, 13, {"x": random_input((3,)) * 1e5})
+    assert attribute(converted, "Cast", "saturate") is None
+
+
+def test_cast_to_float8_is_refused_below_19() -> None:
+    source = model(
+        21, "(float[3] x) => (float8e4m3fn[3] y)", "y = Cast <to = 17, saturate = 0> (x)"
+    )
+    assert refusal(source, 17).endswith("is float8e4m3fn, which Cast does not accept at opset 17")

@@ -396,7 +396,29 @@ def _explain(message: str, model: ir.Model, current: int, target: int) -> str:
     named = _op_in(message, model)
     if named:
         return f"{_first_node(model, named)}: {detail}"
-    return f"{detail}"
+    changing = _changing_nodes(model, current, target)
+    found = re.search(r"[Aa]ttribute '?(\w+)", message)
+    if found:
+        changing = [n for n in changing if found.group(1) in n.attributes] or changing
+    if changing:
+        node = changing[0]
+        return f"{_first_node(model, node.op_type)}: {detail}"
+    return detail
+
+
+def _changing_nodes(model: ir.Model, current: int, target: int) -> list[ir.Node]:
+    """Default-domain nodes whose op has another version at ``target`` than at ``current``."""
+    nodes = []
+    for node in _default_nodes(model):
+        try:
+            before = onnx.defs.get_schema(node.op_type, current, "").since_version
+            after = onnx.defs.get_schema(node.op_type, target, "").since_version
+        except onnx.defs.SchemaError:
+            nodes.append(node)
+            continue
+        if before != after:
+            nodes.append(node)
+    return nodes
 
 
 _NO_CONSTANT = "No initializer or constant input to node found"
@@ -427,14 +449,7 @@ def _op_in(message: str, model: ir.Model) -> str | None:
 
 def _computed_input(model: ir.Model, current: int, target: int) -> str | None:
     """The first input the converter would need as a constant that the model computes."""
-    for node in _default_nodes(model):
-        try:
-            before = onnx.defs.get_schema(node.op_type, current, "").since_version
-            after = onnx.defs.get_schema(node.op_type, target, "").since_version
-        except onnx.defs.SchemaError:
-            continue
-        if before == after:
-            continue
+    for node in _changing_nodes(model, current, target):
         for index, value in enumerate(node.inputs[1:], start=1):
             if value is None or value.const_value is not None:
                 continue

@@ -133,3 +133,20 @@ def test_an_op_the_target_lacks_without_a_function_body_is_named() -> None:
 def test_version_must_be_positive() -> None:
     with pytest.raises(PassError, match="version: Input should be greater than or equal to 1"):
         set_opset(as_ir(tf2onnx_like()), version=0)
+
+
+def test_a_converter_message_without_the_op_still_names_the_node() -> None:
+    """onnx says "Attribute mode must have value DCR": the node is the one with that attribute."""
+    source = from_text(
+        """<ir_version: 13, opset_import: ["" : 28]>
+        g (float[1,1,4,4] x) => (float[1,4,2,2] y, float[1,1,4,4] z) {
+            y = SpaceToDepth<blocksize = 2, mode = "CRD">(x)
+            z = Relu(x)
+        }"""
+    )
+    source.graph.node[0].name = "to_depth"
+    with pytest.raises(PassError) as caught:
+        set_opset(as_ir(source), version=17)
+    assert str(caught.value).startswith(
+        "cannot convert opset 28 to 17: SpaceToDepth node 'to_depth': "
+    )

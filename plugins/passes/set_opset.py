@@ -385,10 +385,7 @@ def _explain(message: str, model: ir.Model, current: int, target: int) -> str:
     if _NO_CONSTANT in message:
         culprit = _computed_input(model, current, target)
         if culprit:
-            return (
-                f"{culprit} is computed by the model, and onnx's version converter "
-                "needs a constant there"
-            )
+            return f"{culprit}, and onnx's version converter needs a constant there"
         return (
             f"onnx's version converter needs a constant input where the model "
             f"computes a value ({detail})"
@@ -448,7 +445,7 @@ def _op_in(message: str, model: ir.Model) -> str | None:
 
 
 def _computed_input(model: ir.Model, current: int, target: int) -> str | None:
-    """The first input the converter would need as a constant that the model computes."""
+    """The first input the converter would need as a constant that is not one, and why."""
     for node in _changing_nodes(model, current, target):
         for index, value in enumerate(node.inputs[1:], start=1):
             if value is None or value.const_value is not None:
@@ -457,9 +454,10 @@ def _computed_input(model: ir.Model, current: int, target: int) -> str | None:
             if producer is not None and producer.op_type == "Constant":
                 continue
             if value.is_graph_input() or producer is not None:
+                source = "a graph input, fed at run time" if producer is None else "computed"
                 return (
                     f"{node.op_type} node {node.name or '(unnamed)'!r}: input {index} "
-                    f"({value.name!r})"
+                    f"({value.name!r}) is {source}"
                 )
     return None
 

@@ -150,3 +150,19 @@ def test_a_converter_message_without_the_op_still_names_the_node() -> None:
     assert str(caught.value).startswith(
         "cannot convert opset 28 to 17: SpaceToDepth node 'to_depth': "
     )
+
+
+def test_a_computed_input_the_converter_needs_as_a_constant_is_named() -> None:
+    """onnx says only "No initializer or constant input to node found"."""
+    source = from_text(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[6] x, int64[2] sizes) => (float[2] a, float[4] b) {
+            a, b = Split<axis = 0>(x, sizes)
+        }"""
+    )
+    source.graph.node[0].name = "halves"
+    with pytest.raises(PassError) as caught:
+        set_opset(as_ir(source), version=11)
+    message = str(caught.value)
+    assert message.startswith("cannot convert opset 13 to 11: Split node 'halves': ")
+    assert "'sizes'" in message and "constant" in message

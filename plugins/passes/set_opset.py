@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
 import onnx
 import onnx_ir as ir
+from graphkit_plugins._opset.explain import ConverterRefused, default_nodes
 from pydantic import Field
 
 from graphkit import Params, Pass, PassError, PassResult, graph_pass, hookimpl
 
 if TYPE_CHECKING:
     from graphkit_plugins._opset.adapters import Adapter
-
-_NO_ADAPTER = re.compile(r"No Adapter (To|From) Version \$(\d+) for (\w+)")
-_NO_PREVIOUS = re.compile(r"No Previous Version of (\w+) exists")
-_TYPE_NOT_ALLOWED = re.compile(
-    r"DataType \((\d+)\) of Input or Output of operator '(\w+)' "
-    r"is unallowed for Opset Version (\d+)"
-)
-# onnx's C++ assertions read "file.h:48: function: Assertion `expression` failed: message".
-_ASSERTION = re.compile(r"^\S+:\d+: \S+: Assertion `.*?` failed: ", re.DOTALL)
 
 # Before opset 13 these ops normalise over every axis from ``axis`` on (the
 # input flattened to 2-D); from 13 on, over ``axis`` alone. onnx's converter
@@ -139,7 +130,7 @@ def _convert(model: ir.Model, target: int, report: _Report, *, body: bool = Fals
         fold(model.graph, current)
 
     plan: dict[ir.Node, str] = {}
-    for node in _default_nodes(model):
+    for node in default_nodes(model):
         since = onnx.defs.get_schema(node.op_type, current, "").since_version
         if _adapter_for(node.op_type, since, target) is not None:
             plan[node] = _ADAPT
@@ -150,12 +141,12 @@ def _convert(model: ir.Model, target: int, report: _Report, *, body: bool = Fals
         try:
             converted = _run_converter(model, plan, current, target)
             break
-        except _ConverterRefused as refusal:
+        except ConverterRefused as refusal:
             op = refusal.op
             if op is None or op in refused_ops or not has_body(op, current):
                 raise PassError(refusal.message(model)) from None
             refused_ops.add(op)
-            for node in _default_nodes(model):
+            for node in default_nodes(model):
                 if node.op_type == op:
                     plan.setdefault(node, _EXPAND)
 
@@ -196,7 +187,7 @@ def _unconvertible(model: ir.Model, current: int, target: int) -> str | None:
     """A node no conversion between ``current`` and ``target`` can keep the meaning of."""
     if min(current, target) >= 9 or max(current, target) < 9:
         return None
-    for node in _default_nodes(model):
+    for node in default_nodes(model):
         if node.op_type == "Scan":
             # Scan-8 runs its body once per item of a batch axis 0 that Scan-9 does not
             # have; onnx's converter drops the batch axis, so the result expects inputs
@@ -242,37 +233,10 @@ _ADAPT = "graphkit.set_opset.adapt"
 _EXPAND = "graphkit.set_opset.expand"
 
 
-def _default_nodes(model: ir.Model) -> list[ir.Node]:
-    return [
-        node
-        for node in ir.traversal.RecursiveGraphIterator(model.graph)
-        if node.domain in ("", "ai.onnx")
-    ]
-
-
 def _adapter_for(op_type: str, since: int, target: int) -> Adapter | None:
     from graphkit_plugins._opset.adapters import adapter_for
 
     return adapter_for(op_type, since, target)
-
-
-class _ConverterRefused(Exception):
-    """onnx's converter refused; ``op`` is the op it named, if any."""
-
-    def __init__(self, text: str, current: int, target: int) -> None:
-        super().__init__(text)
-        self.text, self.current, self.target = text, current, target
-        found = _NO_ADAPTER.search(text) or _NO_PREVIOUS.search(text)
-        type_found = _TYPE_NOT_ALLOWED.search(text)
-        if found:
-            self.op: str | None = found.groups()[-1]
-        elif type_found:
-            self.op = type_found.group(2)
-        else:
-            self.op = None
-
-    def message(self, model: ir.Model) -> str:
-        return _explain(self.text, model, self.current, self.target)
 
 
 def _run_converter(
@@ -294,7 +258,7 @@ def _run_converter(
     except _onnx_tools.ToolCrashed as error:
         raise PassError(f"{error} on this model; it is invalid") from None
     except (RuntimeError, onnx.checker.ValidationError, IndexError) as error:
-        raise _ConverterRefused(str(error), current, target) from None
+        raise ConverterRefused(str(error), current, target) from None
     finally:
         for node in plan:
             node.domain = ""
@@ -355,118 +319,6 @@ def _meaning_hazards(model: ir.Model, current: int, target: int) -> list[str]:
                 continue
             hazards.append(f"{node.op_type} node {node.name or '(unnamed)'!r} (axis {axis})")
     return hazards
-
-
-def _explain(message: str, model: ir.Model, current: int, target: int) -> str:
-    """onnx's converter message in one line that names the node and op."""
-    found = _NO_ADAPTER.search(message)
-    if found:
-        direction, version, op = found.groups()
-        return (
-            f"{_first_node(model, op)}: onnx's version converter has no adapter for "
-            f"{op} {direction.lower()} opset {version}"
-        )
-    found = _NO_PREVIOUS.search(message)
-    if found:
-        op = found.group(1)
-        return (
-            f"{_first_node(model, op)}: {op} does not exist before opset "
-            f"{onnx.defs.get_schema(op, current, '').since_version} and has no function body "
-            "to expand into"
-        )
-    found = _TYPE_NOT_ALLOWED.search(message)
-    if found:
-        dtype, op, version = found.groups()
-        return (
-            f"{_first_node(model, op)}: {op} does not accept "
-            f"{_dtype_name(int(dtype))} at opset {version}"
-        )
-    detail = " ".join(_ASSERTION.sub("", message).split())
-    if _NO_CONSTANT in message:
-        culprit = _computed_input(model, current, target)
-        if culprit:
-            return f"{culprit}, and onnx's version converter needs a constant there"
-        return (
-            f"onnx's version converter needs a constant input where the model "
-            f"computes a value ({detail})"
-        )
-    named = _op_in(message, model)
-    if named:
-        return f"{_first_node(model, named)}: {detail}"
-    changing = _changing_nodes(model, current, target)
-    found = re.search(r"[Aa]ttribute '?(\w+)", message)
-    if found:
-        changing = [n for n in changing if found.group(1) in n.attributes] or changing
-    if changing:
-        node = changing[0]
-        return f"{_first_node(model, node.op_type)}: {detail}"
-    return detail
-
-
-def _changing_nodes(model: ir.Model, current: int, target: int) -> list[ir.Node]:
-    """Default-domain nodes whose op has another version at ``target`` than at ``current``."""
-    nodes = []
-    for node in _default_nodes(model):
-        try:
-            before = onnx.defs.get_schema(node.op_type, current, "").since_version
-            after = onnx.defs.get_schema(node.op_type, target, "").since_version
-        except onnx.defs.SchemaError:
-            nodes.append(node)
-            continue
-        if before != after:
-            nodes.append(node)
-    return nodes
-
-
-_NO_CONSTANT = "No initializer or constant input to node found"
-
-
-def _first_node(model: ir.Model, op: str) -> str:
-    """``Op node 'name'`` for the first default-domain node of ``op``, with how many more."""
-    nodes = [n for n in _default_nodes(model) if n.op_type == op]
-    if not nodes:
-        return op
-    more = f" (and {len(nodes) - 1} more)" if len(nodes) > 1 else ""
-    return f"{op} node {nodes[0].name or '(unnamed)'!r}{more}"
-
-
-def _op_in(message: str, model: ir.Model) -> str | None:
-    """The op of the model that onnx's message mentions, longest name first."""
-    ops = sorted({n.op_type for n in _default_nodes(model)}, key=len, reverse=True)
-    for op in ops:
-        if re.search(rf"\b{op}\b", message):
-            return op
-    # onnx's adapters sometimes name an op family: "Scatter reduction ..." for ScatterElements.
-    for word in re.findall(r"\b[A-Z][A-Za-z]+\b", message):
-        family = [op for op in ops if op.startswith(word)]
-        if len(family) == 1:
-            return family[0]
-    return None
-
-
-def _computed_input(model: ir.Model, current: int, target: int) -> str | None:
-    """The first input the converter would need as a constant that is not one, and why."""
-    for node in _changing_nodes(model, current, target):
-        for index, value in enumerate(node.inputs[1:], start=1):
-            if value is None or value.const_value is not None:
-                continue
-            producer = value.producer()
-            if producer is not None and producer.op_type == "Constant":
-                continue
-            if value.is_graph_input() or producer is not None:
-                source = "a graph input, fed at run time" if producer is None else "computed"
-                return (
-                    f"{node.op_type} node {node.name or '(unnamed)'!r}: input {index} "
-                    f"({value.name!r}) is {source}"
-                )
-    return None
-
-
-def _dtype_name(number: int) -> str:
-    try:
-        return ir.DataType(number).name.lower()
-    except ValueError:
-        return f"data type {number}"
 
 
 @hookimpl

@@ -33,7 +33,7 @@ def exists_at(op_type: str, opset: int) -> bool:
     return _schema(op_type, opset) is not None
 
 
-def expand(node: ir.Node, opset: int, target: int, convert: Converter) -> None:
+def expand(node: ir.Node, opset: int, target: int, convert: Converter, root: ir.Graph) -> None:
     """Replace ``node`` (an op of the default domain at ``opset``) by its body at ``target``.
 
     Args:
@@ -42,6 +42,7 @@ def expand(node: ir.Node, opset: int, target: int, convert: Converter) -> None:
         target: The opset the body must be converted to.
         convert: Converts a standalone model to ``target`` (set_opset's own pipeline,
             so the body's ops may be adapted or expanded in turn).
+        root: The model's main graph: new names are unique across it and its subgraphs.
 
     Raises:
         PassError: naming the node, when the body cannot be built or converted.
@@ -55,7 +56,7 @@ def expand(node: ir.Node, opset: int, target: int, convert: Converter) -> None:
         body = convert(body, target)
     except PassError as error:
         raise PassError(f"{label}: its function body does not convert: {error}") from None
-    _splice(node, body.graph, _Names(node.graph))
+    _splice(node, body.graph, _Names(root))
 
 
 def _schema(op_type: str, opset: int) -> onnx.defs.OpSchema | None:
@@ -186,13 +187,7 @@ def _instantiate_graph(
 class _Names:
     """Fresh value and node names: unique across every graph of the model."""
 
-    def __init__(self, graph: ir.Graph) -> None:
-        root = graph
-        while getattr(root, "parent", None) is not None:
-            parent_graph = root.parent.graph  # type: ignore[union-attr]
-            if parent_graph is None:
-                break
-            root = parent_graph
+    def __init__(self, root: ir.Graph) -> None:
         self.taken: set[str] = set()
         for value in _all_values(root):
             if value.name:

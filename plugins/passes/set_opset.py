@@ -42,8 +42,6 @@ def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
     that would not load is refused, naming the node. Ops in other domains are
     left alone. The IR version is raised if the new opset needs a newer one.
     """
-    import onnx
-
     target = params.version
     newest = onnx.defs.onnx_opset_version()
     if target > newest:
@@ -160,7 +158,13 @@ def _convert(model: ir.Model, target: int, report: _Report, *, body: bool = Fals
             report.adapted[node.op_type] += 1
         elif node.domain == _EXPAND:
             node.domain = ""
-            expand(node, current, target, lambda inner, t: _convert(inner, t, report, body=True))
+            expand(
+                node,
+                current,
+                target,
+                lambda inner, t: _convert(inner, t, report, body=True),
+                converted.graph,
+            )
             report.expanded[node.op_type] += 1
     for domain in (_ADAPT, _EXPAND):
         converted.opset_imports.pop(domain, None)

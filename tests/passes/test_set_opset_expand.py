@@ -187,6 +187,32 @@ def test_a_node_inside_an_if_branch_is_expanded() -> None:
         np.testing.assert_allclose(run(converted, inputs)["y"], run(source, inputs)["y"], rtol=1e-6)
 
 
+def test_names_in_a_branch_stay_unique_across_the_whole_model() -> None:
+    """The main graph already has the name the branch's expansion would pick first."""
+    source = model(
+        18,
+        "(float[2,5] x, bool c) => (float[2,5] y)",
+        """taken = Neg(x)
+        y = If(c) <
+            then_branch = g1 () => (float[2,5] a) { a = Mish(x) },
+            else_branch = g2 () => (float[2,5] b) { b = Identity(taken) }
+        >""",
+    )
+    source.graph.node[0].output[0] = "Mish/Softplus_X"
+    source.graph.node[1].attribute[1].g.node[0].input[0] = "Mish/Softplus_X"
+    converted, _ = convert(source, 17)
+    names = [o for n in converted.graph.node for o in n.output]
+    for node in converted.graph.node:
+        for attribute in node.attribute:
+            names += [o for n in attribute.g.node for o in n.output]
+    assert "Mish/Softplus_X" in names
+    assert len(names) == len(set(names)), names
+    inputs = feeds(source)
+    for flag in (True, False):
+        inputs["c"] = np.array(flag)
+        np.testing.assert_allclose(run(converted, inputs)["y"], run(source, inputs)["y"], rtol=1e-6)
+
+
 def test_other_domains_keep_their_ops_and_opsets() -> None:
     """A com.microsoft op stays as it is while a default-domain op is expanded around it."""
     source = onnx.parser.parse_model(

@@ -17,8 +17,8 @@ from graphkit_plugins._opset.adapting import (
     check_types,
     constant,
     down_across,
-    fold,
     int_attribute,
+    known_value,
     rank,
     refuse,
     set_inputs,
@@ -43,7 +43,7 @@ def _reduce(node: ir.Node, target: int) -> None:
     axes_value = node.inputs[1] if len(node.inputs) > 1 else None
     if (
         axes_value is not None
-        and fold(axes_value) is None
+        and known_value(axes_value) is None
         and node.op_type in _AS_REDUCE_SUM
         and target >= 13
     ):

@@ -20,9 +20,9 @@ from graphkit_plugins._opset.adapting import (
     check_types,
     constant,
     drop_attributes,
-    fold,
     int_attribute,
     ints_attribute,
+    known_value,
     rank,
     refuse,
     set_inputs,
@@ -85,7 +85,7 @@ def _spread_axes(resize: _Resize, axes: list[int]) -> None:
         if value is None:
             continue
         places = axes + [a + size for a in axes] if index == 1 else axes
-        known = fold(value)
+        known = known_value(value)
         if known is not None and known.size == 0:
             continue
         if known is not None:

@@ -17,8 +17,8 @@ from graphkit_plugins._opset.adapting import (
     constant,
     down_across,
     drop_attributes,
-    fold,
     int_attribute,
+    known_value,
     rank,
     refuse,
     set_inputs,
@@ -47,7 +47,7 @@ def _pad(node: ir.Node, target: int) -> None:
         size = _rank_or_refuse(node, f"opset {target} needs pads for every axis")
         places = [int(a) % size for a in axes.reshape(-1)]
         places += [a + size for a in places]
-        pads = fold(pads_value) if pads_value is not None else None
+        pads = known_value(pads_value) if pads_value is not None else None
         if pads is not None:
             full = np.zeros(2 * size, dtype=np.int64)
             full[places] = pads

@@ -65,7 +65,7 @@ def constant(node: ir.Node, index: int, why: str) -> np.ndarray | None:
     value = present(node, index)
     if value is None:
         return None
-    array = fold(value)
+    array = known_value(value)
     if array is None:
         origin = "a graph input" if value.is_graph_input() else "computed by the model"
         raise refuse(node, f"{input_name(node, index)} {value.name!r} is {origin}, but {why}")
@@ -83,7 +83,7 @@ _FOLDABLE = frozenset(
 _FOLD_LIMIT = 32  # nodes; a longer chain is not worth evaluating for an attribute
 
 
-def fold(value: ir.Value, budget: list[int] | None = None) -> np.ndarray | None:
+def known_value(value: ir.Value, budget: list[int] | None = None) -> np.ndarray | None:
     """``value`` as an array when weights, Constants and static shapes fix it, else None.
 
     Function bodies compute such values (RMSNormalization's reduction axes
@@ -103,7 +103,7 @@ def fold(value: ir.Value, budget: list[int] | None = None) -> np.ndarray | None:
         return _shape_fact(node)
     arrays = []
     for operand in node.inputs:
-        array = None if operand is None else fold(operand, budget)
+        array = None if operand is None else known_value(operand, budget)
         if operand is not None and array is None:
             return None
         arrays.append(array)

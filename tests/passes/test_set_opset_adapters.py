@@ -60,7 +60,7 @@ def attribute(proto: onnx.ModelProto, op: str, name: str) -> object:
     return onnx.helper.get_attribute_value(found[0]) if found else None
 
 
-# ConstantOfShape: 20 only allowed more value types (bfloat16, float8).
+# ConstantOfShape: 20 only allowed more value types (bfloat16, float8); Constant 12 new forms.
 
 
 @pytest.mark.parametrize("target", [19, 17, 11])
@@ -84,6 +84,16 @@ def test_constant_of_shape_with_a_bfloat16_value_is_refused() -> None:
         "cannot convert opset 20 to 19: ConstantOfShape node 'fill': attribute 'value' is "
         "bfloat16, which ConstantOfShape does not accept at opset 19"
     )
+
+
+def test_constant_value_ints_becomes_a_value_tensor_before_12() -> None:
+    source = model(
+        13,
+        "(float[2, 3] x) => (float[3, 2] y)",
+        "shape = Constant <value_ints = [3, 2]> ()\ny = Reshape (x, shape)",
+    )
+    converted = assert_parity(source, 11, {"x": random_input((2, 3))})
+    assert [a.name for a in converted.graph.node[0].attribute] == ["value"]
 
 
 # Pad: 18 added the axes input, 19 the 'wrap' mode.
@@ -195,6 +205,19 @@ def test_split_of_a_dynamic_dim_into_an_attribute_is_refused() -> None:
     )
 
 
+def test_split_that_cannot_run_fails_at_run_time_as_before() -> None:
+    """5 elements do not split into 4 parts: ONNX Runtime fails the node, before and after."""
+    source = model(
+        18,
+        "(float[5] x) => (float[a] a, float[b] b, float[c] c, float[d] d)",
+        "a, b, c, d = Split <num_outputs = 4> (x)",
+    )
+    converted = convert(source, 17)
+    for proto in (source, converted):
+        with pytest.raises(Exception, match="split"):
+            run(proto, {"x": random_input((5,))})
+
+
 # Reduce*: axes became an input at 13 (ReduceSum) and 18 (the others).
 
 
@@ -268,230 +291,6 @@ def test_reduce_of_a_type_the_target_lacks_is_refused() -> None:
     )
 
 
-# Squeeze / Unsqueeze: axes became an input at 13.
-
-
-@pytest.mark.parametrize("target", [12, 11, 10])
-def test_squeeze_and_unsqueeze_with_constant_axes_go_down(target: int) -> None:
-    source = model(
-        13,
-        "(float[2, 1, 3] x) => (float[2, 3, 1] y)",
-        "a = Constant <value = int64[1] {-2}> ()\ns = Squeeze (x, a)\n"
-        "b = Constant <value = int64[1] {-1}> ()\ny = Unsqueeze (s, b)",
-    )
-    converted = assert_parity(source, target, {"x": random_input((2, 1, 3))})
-    expected = ([1], [2]) if target < 11 else ([-2], [-1])
-    assert (attribute(converted, "Squeeze", "axes"), attribute(converted, "Unsqueeze", "axes")) == (
-        expected
-    )
-
-
-def test_unsqueeze_with_axes_from_a_graph_input_is_refused() -> None:
-    source = model(13, "(float[2] x, int64[1] a) => (float[a, b] y)", "y = Unsqueeze (x, a)")
-    assert "input 1 ('axes') 'a' is a graph input, but opset 12 needs it as the attribute" in (
-        refusal(source, 12)
-    )
-
-
-# Resize: 18 added antialias, axes and keep_aspect_ratio_policy; 19 half_pixel_symmetric.
-
-
-def test_resize_with_axes_is_spread_over_every_axis() -> None:
-    source = model(
-        18,
-        "(float[1, 2, 4, 4] x) => (float[1, 2, 8, 6] y)",
-        "scales = Constant <value = float[2] {2.0, 1.5}> ()\n"
-        'y = Resize <axes = [2, 3], mode = "linear"> (x, , scales)',
-    )
-    assert_parity(source, 17, {"x": random_input((1, 2, 4, 4))})
-
-
-def test_resize_keep_aspect_ratio_becomes_one_scale() -> None:
-    source = model(
-        18,
-        "(float[1, 1, 4, 6] x) => (float[1, 1, 6, 9] y)",
-        "sizes = Constant <value = int64[2] {6, 12}> ()\n"
-        'y = Resize <axes = [2, 3], keep_aspect_ratio_policy = "not_larger", mode = "linear"> '
-        "(x, , , sizes)",
-    )
-    assert_parity(source, 17, {"x": random_input((1, 1, 4, 6))})
-
-
-def test_resize_antialias_when_upscaling_is_dropped() -> None:
-    source = model(
-        18,
-        "(float[1, 1, 3, 3] x) => (float[1, 1, 6, 6] y)",
-        "scales = Constant <value = float[4] {1.0, 1.0, 2.0, 2.0}> ()\n"
-        'y = Resize <antialias = 1, mode = "cubic"> (x, , scales)',
-    )
-    converted = assert_parity(source, 17, {"x": random_input((1, 1, 3, 3))})
-    assert attribute(converted, "Resize", "antialias") is None
-
-
-def test_resize_antialias_when_downscaling_is_refused() -> None:
-    source = model(
-        18,
-        "(float[1, 1, 8, 8] x) => (float[1, 1, 4, 4] y)",
-        "scales = Constant <value = float[4] {1.0, 1.0, 0.5, 0.5}> ()\n"
-        'y = Resize <antialias = 1, mode = "linear"> (x, , scales)',
-    )
-    assert "antialias=1 filters when downscaling, which Resize at opset 17 cannot do" in (
-        refusal(source, 17)
-    )
-
-
-def test_resize_half_pixel_symmetric_with_sizes_is_half_pixel() -> None:
-    source = model(
-        19,
-        "(float[1, 1, 4, 4] x) => (float[1, 1, 7, 5] y)",
-        "sizes = Constant <value = int64[4] {1, 1, 7, 5}> ()\n"
-        'y = Resize <coordinate_transformation_mode = "half_pixel_symmetric", mode = "linear"> '
-        "(x, , , sizes)",
-    )
-    converted = assert_parity(source, 18, {"x": random_input((1, 1, 4, 4))})
-    assert attribute(converted, "Resize", "coordinate_transformation_mode") == b"half_pixel"
-
-
-def test_resize_half_pixel_symmetric_with_an_inexact_scale_is_refused() -> None:
-    source = model(
-        19,
-        "(float[1, 1, 3, 3] x) => (float[1, 1, 4, 4] y)",
-        "scales = Constant <value = float[4] {1.0, 1.0, 1.5, 1.5}> ()\n"
-        'y = Resize <coordinate_transformation_mode = "half_pixel_symmetric", mode = "linear"> '
-        "(x, , scales)",
-    )
-    assert "'half_pixel_symmetric' exists from opset 19 on" in refusal(source, 18)
-
-
-def test_resize_with_sizes_goes_down_to_11_with_empty_roi_and_scales() -> None:
-    source = model(
-        13,
-        "(float[1, 1, 2, 3] x) => (float[1, 1, 4, 5] y)",
-        "sizes = Constant <value = int64[4] {1, 1, 4, 5}> ()\n"
-        'y = Resize <mode = "nearest"> (x, , , sizes)',
-    )
-    converted = assert_parity(source, 11, {"x": random_input((1, 1, 2, 3))})
-    assert len(converted.graph.node[-1].input) == 4
-
-
-def test_resize_asymmetric_nearest_floor_goes_down_to_10() -> None:
-    source = model(
-        13,
-        "(float[1, 1, 2, 3] x) => (float[1, 1, 4, 6] y)",
-        "scales = Constant <value = float[4] {1.0, 1.0, 2.0, 2.0}> ()\n"
-        'y = Resize <coordinate_transformation_mode = "asymmetric", nearest_mode = "floor"> '
-        "(x, , scales)",
-    )
-    converted = assert_parity(source, 10, {"x": random_input((1, 1, 2, 3))})
-    assert len(converted.graph.node[-1].input) == 2
-
-
-def test_resize_half_pixel_has_no_form_at_10() -> None:
-    source = model(
-        13,
-        "(float[1, 1, 2, 3] x) => (float[1, 1, 4, 6] y)",
-        "scales = Constant <value = float[4] {1.0, 1.0, 2.0, 2.0}> ()\n"
-        'y = Resize <mode = "linear"> (x, , scales)',
-    )
-    assert "has no equivalent at opset 10" in refusal(source, 10)
-
-
-# GridSample: 20 renamed the modes and allowed N-D inputs.
-
-
-@pytest.mark.parametrize(("mode", "old"), [("linear", b"bilinear"), ("cubic", b"bicubic")])
-def test_grid_sample_goes_down_to_16_with_the_old_mode_names(mode: str, old: bytes) -> None:
-    source = model(
-        20,
-        "(float[1, 1, 3, 3] x, float[1, 2, 2, 2] grid) => (float[1, 1, 2, 2] y)",
-        f'y = GridSample <mode = "{mode}", align_corners = 1> (x, grid)',
-    )
-    grid = np.random.default_rng(1).uniform(-1, 1, (1, 2, 2, 2)).astype(np.float32)
-    converted = assert_parity(source, 16, {"x": random_input((1, 1, 3, 3)), "grid": grid})
-    assert attribute(converted, "GridSample", "mode") == old
-
-
-def test_grid_sample_of_a_volume_is_refused_at_16() -> None:
-    source = model(
-        20,
-        "(float[1, 1, 2, 2, 2] x, float[1, 2, 2, 2, 3] grid) => (float[1, 1, 2, 2, 2] y)",
-        "y = GridSample (x, grid)",
-    )
-    assert "input 0 ('X') is 5-D, and GridSample at opset 16 samples 4-D inputs only" in (
-        refusal(source, 16)
-    )
-
-
-# Pooling: AveragePool 19 and LpPool 18 added dilations, LpPool 18 ceil_mode.
-
-
-def test_average_pool_with_unit_dilations_goes_down() -> None:
-    source = model(
-        19,
-        "(float[1, 1, 4, 4] x) => (float[1, 1, 3, 3] y)",
-        "y = AveragePool <kernel_shape = [2, 2], dilations = [1, 1]> (x)",
-    )
-    converted = assert_parity(source, 18, {"x": random_input((1, 1, 4, 4))})
-    assert attribute(converted, "AveragePool", "dilations") is None
-
-
-def test_average_pool_with_dilations_is_refused() -> None:
-    source = model(
-        19,
-        "(float[1, 1, 5, 5] x) => (float[1, 1, 3, 3] y)",
-        "y = AveragePool <kernel_shape = [2, 2], dilations = [2, 2]> (x)",
-    )
-    assert "attribute 'dilations' = (2, 2) changes the result, and AveragePool has no" in (
-        refusal(source, 17)
-    )
-
-
-def test_lp_pool_ceil_mode_that_changes_no_shape_is_dropped() -> None:
-    source = model(
-        18,
-        "(float[1, 1, 5, 5] x) => (float[1, 1, 2, 2] y)",
-        "y = LpPool <kernel_shape = [3, 3], strides = [2, 2], ceil_mode = 1> (x)",
-    )
-    assert_parity(source, 17, {"x": random_input((1, 1, 5, 5))})
-
-
-def test_lp_pool_ceil_mode_that_changes_the_shape_is_refused() -> None:
-    source = model(
-        18,
-        "(float[1, 1, 6, 6] x) => (float[1, 1, 3, 3] y)",
-        "y = LpPool <kernel_shape = [3, 3], strides = [2, 2], ceil_mode = 1> (x)",
-    )
-    assert "attribute 'ceil_mode' = 1 changes the result" in refusal(source, 17)
-
-
-# Versions that only allowed more types.
-
-
-def test_an_op_whose_newer_versions_only_added_types_goes_down() -> None:
-    source = model(
-        22,
-        "(float[1, 2, 3, 3] x) => (float[1, 2, 1, 1] y)",
-        "r = Relu (x)\ny = GlobalMaxPool (r)",
-    )
-    assert_parity(source, 13, {"x": random_input((1, 2, 3, 3)) - 0.5})
-
-
-def test_a_type_the_older_version_lacks_is_refused() -> None:
-    source = model(14, "(int8[3] x) => (int8[3] y)", "y = Relu (x)")
-    assert refusal(source, 13).endswith(
-        "input 0 ('X') is int8, which Relu does not accept at opset 13"
-    )
-
-
-def test_versions_that_changed_meaning_are_not_types_only() -> None:
-    table = adapters_types.types_only_versions()
-    assert ("Relu", 14) in table and ("Identity", 16) in table
-    # Mod 28 accepts floats with fmod=0; Softmax 13 changed what 'axis' means.
-    assert ("Mod", 28) not in table and ("Softmax", 13) not in table
-    assert adapter_for("If", 16, 13) is None
-    assert adapter_for("Concat", 11, 10) is None  # 11 allowed negative axes
-
-
 @pytest.mark.parametrize(
     "op",
     ["ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMean", "ReduceSumSquare"],
@@ -523,60 +322,75 @@ def test_reduce_mean_over_computed_axes_passes_through_with_the_flag() -> None:
     )
 
 
-def test_split_that_cannot_run_fails_at_run_time_as_before() -> None:
-    """5 elements do not split into 4 parts: ONNX Runtime fails the node, before and after."""
-    source = model(
-        18,
-        "(float[5] x) => (float[a] a, float[b] b, float[c] c, float[d] d)",
-        "a, b, c, d = Split <num_outputs = 4> (x)",
-    )
-    converted = convert(source, 17)
-    for proto in (source, converted):
-        with pytest.raises(Exception, match="split"):
-            run(proto, {"x": random_input((5,))})
+# Squeeze / Unsqueeze: axes became an input at 13.
 
 
-@pytest.mark.parametrize(
-    ("inputs", "attributes", "feeds"),
-    [
-        ("(x, , s)", 'mode = "nearest"', {"s": np.array([2.0, 3.0], dtype=np.float32)}),
-        ("(x, , , s)", 'mode = "linear"', {"s": np.array([3, 5], dtype=np.int64)}),
-        (
-            "(x, s, , z)",
-            'mode = "linear", coordinate_transformation_mode = "tf_crop_and_resize"',
-            {
-                "s": np.array([0.2, 0.1, 0.9, 0.8], dtype=np.float32),
-                "z": np.array([3, 3], dtype=np.int64),
-            },
-        ),
-    ],
-    ids=["scales", "sizes", "roi"],
-)
-def test_resize_with_axes_and_inputs_the_model_feeds_scatters_them_at_run_time(
-    inputs: str, attributes: str, feeds: dict[str, np.ndarray]
-) -> None:
-    types = {"float32": "float", "int64": "int64"}
-    signature = ", ".join(f"{types[str(v.dtype)]}[{v.size}] {k}" for k, v in feeds.items())
-    source = model(
-        18,
-        f"(float[1, 1, 2, 2] x, {signature}) => (float[a, b, c, d] y)",
-        f"y = Resize <axes = [3, 2], {attributes}> {inputs}",
-    )
-    converted = assert_parity(source, 17, {"x": random_input((1, 1, 2, 2)), **feeds})
-    assert "ScatterElements" in ops(converted)
-
-
-def test_constant_value_ints_becomes_a_value_tensor_before_12() -> None:
+@pytest.mark.parametrize("target", [12, 11, 10])
+def test_squeeze_and_unsqueeze_with_constant_axes_go_down(target: int) -> None:
     source = model(
         13,
-        "(float[2, 3] x) => (float[3, 2] y)",
-        "shape = Constant <value_ints = [3, 2]> ()\ny = Reshape (x, shape)",
+        "(float[2, 1, 3] x) => (float[2, 3, 1] y)",
+        "a = Constant <value = int64[1] {-2}> ()\ns = Squeeze (x, a)\n"
+        "b = Constant <value = int64[1] {-1}> ()\ny = Unsqueeze (s, b)",
     )
-    converted = assert_parity(source, 11, {"x": random_input((2, 3))})
-    assert [a.name for a in converted.graph.node[0].attribute] == ["value"]
+    converted = assert_parity(source, target, {"x": random_input((2, 1, 3))})
+    expected = ([1], [2]) if target < 11 else ([-2], [-1])
+    assert (attribute(converted, "Squeeze", "axes"), attribute(converted, "Unsqueeze", "axes")) == (
+        expected
+    )
 
 
-# Versions that added an attribute: Shape 15, Reshape 14, RoiAlign 16, BatchNormalization 14/15.
+def test_unsqueeze_with_axes_from_a_graph_input_is_refused() -> None:
+    source = model(13, "(float[2] x, int64[1] a) => (float[a, b] y)", "y = Unsqueeze (x, a)")
+    assert "input 1 ('axes') 'a' is a graph input, but opset 12 needs it as the attribute" in (
+        refusal(source, 12)
+    )
+
+
+# Versions that only allowed more types.
+
+
+def test_an_op_whose_newer_versions_only_added_types_goes_down() -> None:
+    source = model(
+        22,
+        "(float[1, 2, 3, 3] x) => (float[1, 2, 1, 1] y)",
+        "r = Relu (x)\ny = GlobalMaxPool (r)",
+    )
+    assert_parity(source, 13, {"x": random_input((1, 2, 3, 3)) - 0.5})
+
+
+def test_a_type_the_older_version_lacks_is_refused() -> None:
+    source = model(14, "(int8[3] x) => (int8[3] y)", "y = Relu (x)")
+    assert refusal(source, 13).endswith(
+        "input 0 ('X') is int8, which Relu does not accept at opset 13"
+    )
+
+
+def test_versions_that_changed_meaning_are_not_types_only() -> None:
+    table = adapters_types.types_only_versions()
+    assert ("Relu", 14) in table and ("Identity", 16) in table
+    # Mod 28 accepts floats with fmod=0; Softmax 13 changed what 'axis' means.
+    assert ("Mod", 28) not in table and ("Softmax", 13) not in table
+    assert adapter_for("If", 16, 13) is None
+    assert adapter_for("Concat", 11, 10) is None  # 11 allowed negative axes
+
+
+def test_identity_of_a_tensor_goes_down_across_14() -> None:
+    source = model(21, "(float[2] x) => (float[2] y)", "y = Identity (x)")
+    assert_parity(source, 13, {"x": random_input((2,))})
+
+
+def test_identity_of_a_sequence_is_refused_before_14() -> None:
+    source = model(
+        16,
+        "(float[2] x) => (seq(float[2]) y)",
+        "s = SequenceConstruct (x)\ny = Identity (s)",
+    )
+    assert "input 0 is a sequence, which Identity passes on from opset 14 on" in refusal(source, 13)
+
+
+# Versions that added an attribute: Shape 15, Reshape 14, RoiAlign 16, BatchNormalization 14/15,
+# Cast 19/24.
 
 
 @pytest.mark.parametrize(
@@ -643,20 +457,6 @@ def test_batch_normalization_with_statistics_of_another_type_is_refused_at_14() 
     assert "input 1 ('scale') is float and input 0 ('X') float16, but BatchNormalization" in (
         refusal(source, 14)
     )
-
-
-def test_identity_of_a_tensor_goes_down_across_14() -> None:
-    source = model(21, "(float[2] x) => (float[2] y)", "y = Identity (x)")
-    assert_parity(source, 13, {"x": random_input((2,))})
-
-
-def test_identity_of_a_sequence_is_refused_before_14() -> None:
-    source = model(
-        16,
-        "(float[2] x) => (seq(float[2]) y)",
-        "s = SequenceConstruct (x)\ny = Identity (s)",
-    )
-    assert "input 0 is a sequence, which Identity passes on from opset 14 on" in refusal(source, 13)
 
 
 def test_cast_saturate_is_dropped_below_19() -> None:

@@ -6,13 +6,12 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 import onnx
-import onnx_ir as ir
-from graphkit_plugins._opset.explain import ConverterRefused, default_nodes
 from pydantic import Field
 
 from graphkit import Params, Pass, PassError, PassResult, graph_pass, hookimpl
 
 if TYPE_CHECKING:
+    import onnx_ir as ir
     from graphkit_plugins._opset.adapters import Adapter
 
 # Before opset 13 these ops normalise over every axis from ``axis`` on (the
@@ -107,7 +106,9 @@ def _convert(model: ir.Model, target: int, report: _Report, *, body: bool = Fals
     A function ``body`` of graphkit's own making also has its computations of
     constants folded, so the converters find the constants they need.
     """
+    import onnx_ir as ir
     from graphkit_plugins._opset.expand import exists_at, expand, has_body
+    from graphkit_plugins._opset.explain import ConverterRefused, default_nodes
 
     current = model.opset_imports[""]
     hazards = _meaning_hazards(model, current, target)
@@ -189,6 +190,8 @@ def _forget_types(model: ir.Model, known: set[str | None]) -> None:
 
 def _unconvertible(model: ir.Model, current: int, target: int) -> str | None:
     """A node no conversion between ``current`` and ``target`` can keep the meaning of."""
+    from graphkit_plugins._opset.explain import default_nodes
+
     if min(current, target) >= 9 or max(current, target) < 9:
         return None
     for node in default_nodes(model):
@@ -247,6 +250,8 @@ def _run_converter(
     model: ir.Model, plan: dict[ir.Node, str], current: int, target: int
 ) -> ir.Model:
     """onnx's converter on ``model`` with the planned nodes hidden in private domains."""
+    from graphkit_plugins._opset.explain import ConverterRefused
+
     from graphkit import _onnx_tools
     from graphkit._model_io import call_on_graph
 

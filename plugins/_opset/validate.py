@@ -59,12 +59,13 @@ def schema_problems(model: ir.Model, target: int) -> list[str]:
 def explain_checker(message: str) -> str:
     """onnx's checker message in one line, naming the node first when the message does."""
     found = _NODE_IN_MESSAGE.search(message)
-    detail = " ".join(message.split())
-    detail = re.sub(r"^Inference error\(s\):\s*", "", detail)
+    detail = _NODE_IN_MESSAGE.sub("", " ".join(message.split()))
+    detail = re.sub(r"^Inference error\(s\):[\s:]*", "", detail)
+    detail = re.sub(r"^\[\w+\]\s*", "", detail).strip(" :")
+    if "Inferred shape and existing shape differ" in detail:
+        detail = f"at the target it computes another shape than the model declares ({detail})"
     if found:
         op, name = found.groups()
-        detail = _NODE_IN_MESSAGE.sub("", detail).strip(" :")
-        detail = re.sub(r"^\[\w+\]\s*", "", detail)
         return f"{op} node {name or '(unnamed)'!r}: {detail}"
     return detail
 

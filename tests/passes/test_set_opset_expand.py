@@ -293,3 +293,23 @@ def test_scan_8_is_refused_going_up() -> None:
         "cannot convert opset 8 to 21: Scan node 'loop': Scan-8 iterates over a batch axis "
         "that Scan-9 does not have, so neither form can express the other"
     )
+
+
+@pytest.mark.filterwarnings("ignore")  # onnx's case generators divide by zero on purpose
+def test_a_result_whose_shapes_change_at_the_target_is_refused() -> None:
+    """AveragePool-19 drops a last window that starts on the padding; AveragePool-11 keeps it."""
+    from onnx.backend.test.case.node import collect_testcases
+
+    [case] = [
+        c
+        for c in collect_testcases(None)
+        if c.name == "test_averagepool_2d_ceil_last_window_starts_on_pad"
+    ]
+    with pytest.raises(PassError) as caught:
+        set_opset(as_ir(case.model), version=17)
+    message = str(caught.value)
+    assert message.startswith("cannot convert opset ")
+    assert "the result would not be valid: AveragePool node '(unnamed)': at the target it " in (
+        message
+    )
+    assert "computes another shape than the model declares" in message

@@ -149,27 +149,42 @@ def _convert(model: ir.Model, target: int, report: _Report, *, body: bool = Fals
                 if node.op_type == op:
                     plan.setdefault(node, _EXPAND)
 
+    def expand_node(node: ir.Node) -> None:
+        body_to_target = lambda inner, t: _convert(inner, t, report, body=True)  # noqa: E731
+        expand(node, current, target, body_to_target, converted.graph)
+        report.expanded[node.op_type] += 1
+
     for node in list(ir.traversal.RecursiveGraphIterator(converted.graph)):
         if node.domain == _ADAPT:
             node.domain = ""
             since = onnx.defs.get_schema(node.op_type, current, "").since_version
             adapter = _adapter_for(node.op_type, since, target)
             assert adapter is not None
-            adapter.rewrite(node, target)
+            before = _state(node)
+            try:
+                adapter.rewrite(node, target)
+            except PassError as refusal:
+                # The target's form of the op cannot express this node; its body may.
+                if not has_body(node.op_type, current) or _state(node) != before:
+                    raise
+                try:
+                    expand_node(node)
+                except PassError:
+                    raise refusal from None
+                continue
             report.adapted[node.op_type] += 1
         elif node.domain == _EXPAND:
             node.domain = ""
-            expand(
-                node,
-                current,
-                target,
-                lambda inner, t: _convert(inner, t, report, body=True),
-                converted.graph,
-            )
-            report.expanded[node.op_type] += 1
+            expand_node(node)
     for domain in (_ADAPT, _EXPAND):
         converted.opset_imports.pop(domain, None)
     return converted
+
+
+def _state(node: ir.Node) -> tuple[object, ...]:
+    """What an adapter that refuses must have left as it was."""
+    attributes = tuple((name, repr(value)) for name, value in node.attributes.items())
+    return (node.graph, node.op_type, tuple(node.inputs), tuple(node.outputs), attributes)
 
 
 def _forget_types(model: ir.Model, known: set[str | None]) -> None:

@@ -313,3 +313,18 @@ def test_a_result_whose_shapes_change_at_the_target_is_refused() -> None:
         message
     )
     assert "computes another shape than the model declares" in message
+
+
+def test_a_node_the_targets_form_cannot_express_is_expanded_instead() -> None:
+    """Celu-12 takes float only; a float16 Celu-28 becomes its body, whose ops take float16."""
+    source = model(28, "(float16[2,5] x) => (float16[2,5] y)", "y = Celu<alpha = 0.5>(x)")
+    converted, notes = convert(source, 17)
+    assert "Celu" not in ops(converted)
+    assert "expanded into their function bodies: Celu x1" in notes
+    inputs = feeds(source)
+    np.testing.assert_allclose(
+        run(converted, inputs)["y"].astype(np.float32),
+        run(source, inputs)["y"].astype(np.float32),
+        rtol=1e-3,
+        atol=1e-3,
+    )

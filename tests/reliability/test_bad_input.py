@@ -230,14 +230,14 @@ def test_parameters_that_do_not_fit_the_model(case: str, tmp_path: Path, cli: Cl
 
 
 DOWNGRADES = {
-    "If-16-to-15": (
-        """<ir_version: 8, opset_import: ["" : 16]>
-        g (float[2] x, bool c) => (float[2] y) {
-            y = If(c) <then_branch = t () => (float[2] a) { a = Identity(x) },
-                       else_branch = e () => (float[2] b) { b = Neg(x) }>
+    "ScatterElements-max-18-to-17": (
+        """<ir_version: 8, opset_import: ["" : 18]>
+        g (float[3] x, int64[1] i, float[1] u) => (float[3] y) {
+            y = ScatterElements<reduction = "max">(x, i, u)
         }""",
-        15,
-        "If node '(unnamed)': onnx's version converter has no adapter for If from opset 16",
+        17,
+        "ScatterElements node '(unnamed)': Scatter reduction 'max' and 'min' are not supported "
+        "when downgrading to opset 17",
     ),
     "bfloat16-Conv-22-to-21": (
         """<ir_version: 10, opset_import: ["" : 22]>

@@ -45,26 +45,10 @@ SAMPLE = [
     "test_castlike_FLOAT_to_DOUBLE_expanded",
 ]  # fmt: skip
 
-_DILATIONS = (
-    "AveragePool's dilations attribute exists only from opset 19; onnx's converter keeps it "
-    "going down, so ONNX Runtime refuses the result"
-)
-_SATURATE = (
-    "Cast's saturate attribute exists only from opset 19; onnx's converter keeps it going down, "
-    "so ONNX Runtime refuses the result"
-)
 #: Cases a configuration gets wrong today, each for a known reason; strict, so a fix shows.
-KNOWN_WRONG = {
-    ("set_opset 21", "test_scan_sum"): (
-        "onnx's converter turns Scan 8 (batch axis first) into Scan 9 (no batch axis) without "
-        "adapting the inputs, so the result expects inputs of another rank"
-    ),
-    **{(f"set_opset {v}", "test_averagepool_2d_dilations"): _DILATIONS for v in (11, 13, 15, 17)},
-    **{
-        (f"set_opset {v}", "test_castlike_FLOAT_to_DOUBLE_expanded"): _SATURATE
-        for v in (13, 15, 17)
-    },
-}
+#: set_opset's former entries (Scan 8 going up, AveragePool's and Cast's attributes kept
+#: going down) are refused now, naming the node: they run in the no-wrong test above.
+KNOWN_WRONG: dict[tuple[str, str], str] = {}
 
 
 @pytest.fixture(scope="module")

@@ -116,20 +116,53 @@ def test_a_version_no_converter_knows() -> None:
     )
 
 
-def test_an_op_without_an_adapter_is_named() -> None:
-    """onnx#5988: Identity has no adapter from opset 16 down to 15."""
+def test_an_op_the_target_lacks_without_a_function_body_is_named() -> None:
     source = from_text(
-        """<ir_version: 8, opset_import: ["" : 17]>
-        g (float[2] x) => (float[2] y) { y = Identity(x) }"""
+        """<ir_version: 8, opset_import: ["" : 18]>
+        g (int32[2] a, int32[2] b) => (int32[2] y) { y = BitwiseAnd(a, b) }"""
     )
+    source.graph.node[0].name = "mask"
     with pytest.raises(PassError) as caught:
-        set_opset(as_ir(source), version=15)
+        set_opset(as_ir(source), version=17)
     assert str(caught.value) == (
-        "cannot convert opset 17 to 15: onnx's version converter has no adapter for "
-        "Identity from opset 16"
+        "cannot convert opset 18 to 17: BitwiseAnd node 'mask': BitwiseAnd does not exist "
+        "before opset 18 and has no function body to expand into"
     )
 
 
 def test_version_must_be_positive() -> None:
     with pytest.raises(PassError, match="version: Input should be greater than or equal to 1"):
         set_opset(as_ir(tf2onnx_like()), version=0)
+
+
+def test_a_converter_message_without_the_op_still_names_the_node() -> None:
+    """onnx says "Attribute mode must have value DCR": the node is the one with that attribute."""
+    source = from_text(
+        """<ir_version: 13, opset_import: ["" : 28]>
+        g (float[1,1,4,4] x) => (float[1,4,2,2] y, float[1,1,4,4] z) {
+            y = SpaceToDepth<blocksize = 2, mode = "CRD">(x)
+            z = Relu(x)
+        }"""
+    )
+    source.graph.node[0].name = "to_depth"
+    with pytest.raises(PassError) as caught:
+        set_opset(as_ir(source), version=17)
+    assert str(caught.value).startswith(
+        "cannot convert opset 28 to 17: SpaceToDepth node 'to_depth': "
+    )
+
+
+def test_a_computed_input_the_converter_needs_as_a_constant_is_named() -> None:
+    """onnx says only "No initializer or constant input to node found"."""
+    source = from_text(
+        """<ir_version: 8, opset_import: ["" : 13]>
+        g (float[6] x, int64[2] sizes) => (float[2] a, float[4] b) {
+            a, b = Split<axis = 0>(x, sizes)
+        }"""
+    )
+    source.graph.node[0].name = "halves"
+    with pytest.raises(PassError) as caught:
+        set_opset(as_ir(source), version=11)
+    message = str(caught.value)
+    assert message.startswith("cannot convert opset 13 to 11: Split node 'halves': ")
+    assert "'sizes'" in message and "constant" in message

@@ -230,17 +230,14 @@ def test_parameters_that_do_not_fit_the_model(case: str, tmp_path: Path, cli: Cl
 
 
 DOWNGRADES = {
-    "Identity-16-to-15": (
-        """<ir_version: 8, opset_import: ["" : 16]>
-        g (float[2] x) => (float[2] y) { y = Identity(x) }""",
-        15,
-        "no adapter for Identity from opset 16",
-    ),
-    "Relu-14-to-13": (
-        """<ir_version: 8, opset_import: ["" : 14]>
-        g (float[2] x) => (float[2] y) { y = Relu(x) }""",
-        13,
-        "no adapter for Relu from opset 14",
+    "ScatterElements-max-18-to-17": (
+        """<ir_version: 8, opset_import: ["" : 18]>
+        g (float[3] x, int64[1] i, float[1] u) => (float[3] y) {
+            y = ScatterElements<reduction = "max">(x, i, u)
+        }""",
+        17,
+        "ScatterElements node '(unnamed)': Scatter reduction 'max' and 'min' are not supported "
+        "when downgrading to opset 17",
     ),
     "bfloat16-Conv-22-to-21": (
         """<ir_version: 10, opset_import: ["" : 22]>
@@ -248,14 +245,15 @@ DOWNGRADES = {
             y = Conv(x, w)
         }""",
         21,
-        "Conv does not accept bfloat16 at opset 21",
+        "is bfloat16, which Conv does not accept at opset 21",
     ),
     "DeformConv-19-to-18": (
         """<ir_version: 10, opset_import: ["" : 19]>
         g (float[1, 1, 3, 3] x, float[1, 1, 1, 1] w, float[1, 2, 3, 3] offset)
             => (float[1, 1, 3, 3] y) { y = DeformConv(x, w, offset) }""",
         18,
-        "DeformConv has no earlier version to convert to",
+        "DeformConv node '(unnamed)': DeformConv does not exist before opset 19 and has no "
+        "function body to expand into",
     ),
 }
 

@@ -45,12 +45,9 @@ SAMPLE = [
     "test_castlike_FLOAT_to_DOUBLE_expanded",
 ]  # fmt: skip
 
-#: Cases a configuration gets wrong today, each for a known reason; strict, so a fix shows.
-#: set_opset's former entries (Scan 8 going up, AveragePool's and Cast's attributes kept
-#: going down) are refused now, naming the node: they run in the no-wrong test above.
-KNOWN_WRONG: dict[tuple[str, str], str] = {}
 
-
+# The sample keeps the cases onnx's converter alone gets wrong (Scan 8 going up, AveragePool's
+# dilations and Cast's saturate kept going down): set_opset must refuse or convert them.
 @pytest.fixture(scope="module")
 def collected() -> Collected:
     import onnxruntime as ort
@@ -70,29 +67,13 @@ def test_no_case_ends_wrong_or_crashes(
     config: Config, collected: Collected, tmp_path: Path
 ) -> None:
     results = [
-        Result(case.name, config.name, run_case(case, config, tmp_path))
-        for case in collected.cases
-        if (config.name, case.name) not in KNOWN_WRONG
+        Result(case.name, config.name, run_case(case, config, tmp_path)) for case in collected.cases
     ]
     ran = [r for r in results if r.outcome is not None]
     assert len(ran) >= 10, f"only {len(ran)} sampled cases apply to {config.name}"
     bad = failures(results)
     assert not bad, f"\n{table(results)}\n{bad}"
     assert sum(r.outcome.status == "ok" for r in ran) >= 5, table(results)
-
-
-@pytest.mark.parametrize(
-    ("config_name", "case_name"),
-    [pytest.param(c, n, marks=pytest.mark.xfail(strict=True, reason=r)) for (c, n), r in
-     KNOWN_WRONG.items()],
-)  # fmt: skip
-def test_known_wrong_cases(
-    config_name: str, case_name: str, collected: Collected, tmp_path: Path
-) -> None:
-    [config] = [c for c in CONFIGS if c.name == config_name]
-    [case] = [c for c in collected.cases if c.name == case_name]
-    outcome = run_case(case, config, tmp_path)
-    assert outcome is not None and outcome.status != "wrong", outcome
 
 
 # -- the harness itself ----------------------------------------------------------------------------

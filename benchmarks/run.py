@@ -11,8 +11,9 @@ time (/usr/bin/time) reports it.
     python benchmarks/run.py --keep       # keep the generated 2.5 GiB model
 
 Generated files live in benchmarks/work/ (git-ignored); the 2.5 GiB model is
-removed at the end unless --keep. benchmarks/precision.py writes its own section
-of RESULTS.md (float16 and int8), which a rewrite here keeps.
+removed at the end unless --keep. Other scripts (precision.py, simplify_engines.py,
+opset_table.py) write their own sections of RESULTS.md, after this script's
+figures; a rewrite here keeps them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -48,7 +50,6 @@ OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 sys.path.insert(0, str(HERE))
 import large_model  # noqa: E402
-import precision  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -565,10 +566,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(text)
     target = RESULTS if args.only is None else WORK / "RESULTS-partial.md"
-    kept = precision.existing_section(RESULTS) if target == RESULTS else ""
+    kept = other_sections(RESULTS) if target == RESULTS else ""
     target.write_text(text + ("\n" + kept if kept else ""))
     print(f"written to {target}")
     return 0
+
+
+def other_sections(path: Path) -> str:
+    """What follows this script's figures in ``path``: the sections other scripts write.
+
+    Those start at the first second-level heading or section marker; this
+    script's own report has neither.
+    """
+    if not path.exists():
+        return ""
+    found = re.search(r"^(## |<!-- )", path.read_text(), re.M)
+    return path.read_text()[found.start() :] if found else ""
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ BEGIN, END = "<!-- simplify-engines:begin -->", "<!-- simplify-engines:end -->"
 sys.path.insert(0, str(REPO))
 
 from tests import models  # noqa: E402
-from tests.exports import EXPORTS  # noqa: E402
+from tests.exports import EXPORTS, seeded_feeds  # noqa: E402
 
 MODELS = {
     **EXPORTS,
@@ -82,21 +82,6 @@ ENGINES: dict[str, Callable[[onnx.ModelProto], onnx.ModelProto]] = {
 }
 
 
-def _feeds(model: onnx.ModelProto, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    weights = {t.name for t in model.graph.initializer}
-    feeds = {}
-    for value in model.graph.input:
-        if value.name in weights:
-            continue
-        shape = [d.dim_value for d in value.type.tensor_type.shape.dim]
-        if value.type.tensor_type.elem_type == onnx.TensorProto.INT64:
-            feeds[value.name] = rng.integers(0, 20, shape).astype(np.int64)
-        else:
-            feeds[value.name] = rng.standard_normal(shape).astype(np.float32)
-    return feeds
-
-
 def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     options = ort.SessionOptions()
     options.log_severity_level = 4  # the table reports failures; keep ONNX Runtime's log quiet
@@ -135,7 +120,7 @@ def measure(
     try:
         worst = 0.0
         for seed in range(3):
-            feeds = _feeds(source, seed)
+            feeds = seeded_feeds(source, seed)
             for want, got in zip(_run(source, feeds), _run(result, feeds), strict=True):
                 worst = max(worst, float(np.max(np.abs(want - got))) if want.size else 0.0)
     except Exception as error:

@@ -13,32 +13,17 @@ import graphkit
 from graphkit import PassError, _onnx_tools
 from graphkit._proto import to_proto
 from tests import exports
+from tests.exports import seeded_feeds
 from tests.models import as_ir, run
 
 simplify = graphkit.passes.simplify
 ENGINES = ["onnxsim", "onnxslim", "auto"]
 
 
-def _feeds(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded inputs for every graph input that is not a weight."""
-    rng = np.random.default_rng(seed)
-    weights = {t.name for t in model.graph.initializer}
-    feeds = {}
-    for value in model.graph.input:
-        if value.name in weights:
-            continue
-        shape = [d.dim_value for d in value.type.tensor_type.shape.dim]
-        if value.type.tensor_type.elem_type == onnx.TensorProto.INT64:
-            feeds[value.name] = rng.integers(0, 20, shape).astype(np.int64)
-        else:
-            feeds[value.name] = rng.standard_normal(shape).astype(np.float32)
-    return feeds
-
-
 def _assert_parity(source: onnx.ModelProto, result: graphkit.PassResult) -> None:
     proto = to_proto(result.model)
     for seed in range(3):
-        feeds = _feeds(source, seed)
+        feeds = seeded_feeds(source, seed)
         expected = run(source, feeds)
         got = run(
             proto, {k: v for k, v in feeds.items() if k in {i.name for i in proto.graph.input}}

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
-import onnx
 from pydantic import Field
 
 from graphkit import Params, Pass, PassError, PassResult, graph_pass, hookimpl
 
 if TYPE_CHECKING:
+    import onnx
     import onnx_ir as ir
     from graphkit_plugins._opset.adapters import Adapter
 
@@ -41,6 +41,8 @@ def set_opset(model: ir.Model, params: SetOpsetParams) -> PassResult:
     that would not load is refused, naming the node. Ops in other domains are
     left alone. The IR version is raised if the new opset needs a newer one.
     """
+    import onnx
+
     target = params.version
     newest = onnx.defs.onnx_opset_version()
     if target > newest:
@@ -106,6 +108,7 @@ def _convert(model: ir.Model, target: int, report: _Report, *, body: bool = Fals
     A function ``body`` of graphkit's own making also has its computations of
     constants folded, so the converters find the constants they need.
     """
+    import onnx
     import onnx_ir as ir
     from graphkit_plugins._opset.expand import exists_at, expand, has_body
     from graphkit_plugins._opset.explain import ConverterRefused, default_nodes
@@ -227,6 +230,8 @@ def _record_types(model: ir.Model) -> None:
     Context-dependent function bodies are built from their inputs' types, and
     adapters read dtypes and ranks. Types onnx cannot infer stay unknown.
     """
+    import onnx
+
     from graphkit import _onnx_tools
     from graphkit._proto import call_on_graph
 
@@ -265,6 +270,7 @@ def _run_converter(
     model: ir.Model, plan: dict[ir.Node, str], current: int, target: int
 ) -> ir.Model:
     """onnx's converter on ``model`` with the planned nodes hidden in private domains."""
+    import onnx
     from graphkit_plugins._opset.explain import ConverterRefused
 
     from graphkit import _onnx_tools
@@ -294,6 +300,7 @@ def _run_converter(
 
 def _validate(converted: ir.Model, source: ir.Model) -> None:
     """Refuse a result that is not valid at ``target``, naming the first bad node."""
+    import onnx
     from graphkit_plugins._opset.validate import explain_checker, schema_problems
 
     from graphkit import _onnx_tools
@@ -315,6 +322,8 @@ def _validate(converted: ir.Model, source: ir.Model) -> None:
 
 def _passes_full_check(model: ir.Model) -> bool:
     """Whether onnx's full check accepts ``model``: if not, its faults are not the conversion's."""
+    import onnx
+
     from graphkit import _onnx_tools
     from graphkit._proto import call_on_graph
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 import onnx
 import onnx_ir as ir
+from graphkit_plugins._common.edges import unique
 
 from graphkit import PassError
 
@@ -195,19 +196,10 @@ class _Names:
         self.nodes: set[str] = {n.name for n in ir.traversal.RecursiveGraphIterator(root) if n.name}
 
     def value(self, base: str) -> str:
-        return self._fresh(base, self.taken)
+        return unique(base, self.taken)
 
     def node(self, base: str) -> str:
-        return self._fresh(base, self.nodes)
-
-    @staticmethod
-    def _fresh(base: str, taken: set[str]) -> str:
-        name, count = base, 0
-        while name in taken:
-            count += 1
-            name = f"{base}_{count}"
-        taken.add(name)
-        return name
+        return unique(base, self.nodes)
 
 
 def _all_values(graph: ir.Graph) -> Iterable[ir.Value]:

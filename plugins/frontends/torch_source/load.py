@@ -1,4 +1,4 @@
-"""The ``torch`` frontend: start a recipe from a PyTorch checkpoint or TorchScript archive.
+"""Reading a PyTorch checkpoint or TorchScript archive into an ``nn.Module``, and exporting it.
 
 torch is imported only when a recipe actually reads a checkpoint, so the CLI
 and recipes on plain ONNX start without it.
@@ -21,15 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from graphkit import (
-    Frontend,
-    Imported,
-    ModelError,
-    Params,
-    SourceContext,
-    frontend,
-    hookimpl,
-)
+from graphkit import ModelError, Params, SourceContext
 
 if TYPE_CHECKING:
     import numpy as np
@@ -207,46 +199,6 @@ def _is_checkpoint(path: Path) -> bool:
     if head.startswith(_LEGACY_MAGIC):
         return True
     return head.startswith(_ZIP_MAGIC) and _zip_kind(path) is not None
-
-
-@frontend("torch", TorchOptions, detect=_is_checkpoint)
-def import_torch(path: Path, options: TorchOptions, context: SourceContext) -> Imported:
-    """A PyTorch checkpoint (state dict plus model class) or TorchScript archive, exported to ONNX.
-
-    The model runs in eval mode. The torch module stays as the reference the
-    recipe's ``verify:`` block compares the ONNX model with.
-    """
-    torch = _import_torch(path)
-    notes: list[str] = []
-    module = _load_module(torch, path, options, context, notes)
-    module.eval()
-    exporter = options.exporter
-    if isinstance(module, torch.jit.ScriptModule):
-        if "exporter" in options.model_fields_set and exporter == "dynamo":
-            raise ModelError(
-                f"{path}: the dynamo exporter cannot export a TorchScript archive; use "
-                "exporter: torchscript, or give `module` to load its weights into a Python class"
-            )
-        exporter = "torchscript"
-
-    names = list(options.inputs)
-    examples = _example_inputs(torch, options, tracing=exporter == "dynamo")
-    outputs = _output_names(torch, path, module, examples, options)
-    with _quiet_torch():
-        if exporter == "dynamo":
-            model = _export_dynamo(torch, path, module, examples, names, outputs, options)
-        else:
-            model = _export_torchscript(
-                torch, path, module, examples, names, outputs, options, context
-            )
-    _check_interface(path, model, names, outputs)
-    notes.append(f"exported with the {exporter} exporter at opset {options.opset}")
-    return Imported(model=model, reference=_reference(torch, module, model, options), notes=notes)
-
-
-@hookimpl
-def graphkit_frontends() -> list[Frontend]:
-    return [import_torch]
 
 
 def _import_torch(path: Path) -> Any:

@@ -1,31 +1,54 @@
 """The ``torch`` frontend: start a recipe from a PyTorch checkpoint or TorchScript archive.
 
 torch is imported only when a recipe actually reads a checkpoint, so the CLI
-and recipes on plain ONNX start without it.
+and recipes on plain ONNX start without it. The steps live beside this module:
+``options`` (the source block's options), ``load`` (the checkpoint into an
+``nn.Module``, read with weights_only=True), ``examples`` (the inputs traced
+with), ``export`` (the dynamo and TorchScript exporters) and ``reference`` (the
+torch module ``verify:`` compares with).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from graphkit_plugins.frontends.torch_source.load import (
-    TorchOptions,
+from graphkit_plugins.frontends.torch_source.errors import INSTALL_HINT
+from graphkit_plugins.frontends.torch_source.examples import _example_inputs, _output_names
+from graphkit_plugins.frontends.torch_source.export import (
     _check_interface,
-    _example_inputs,
     _export_dynamo,
     _export_torchscript,
+    _quiet_torch,
+)
+from graphkit_plugins.frontends.torch_source.load import (
+    CHECKPOINT_SUFFIXES,
     _import_torch,
     _is_checkpoint,
     _load_module,
-    _output_names,
-    _quiet_torch,
-    _reference,
     find_state_dict_key,
 )
+from graphkit_plugins.frontends.torch_source.options import (
+    DEFAULT_OPSET,
+    DType,
+    InputSpec,
+    TorchOptions,
+)
+from graphkit_plugins.frontends.torch_source.reference import _reference
 
 from graphkit import Frontend, Imported, ModelError, SourceContext, frontend, hookimpl
 
-__all__ = ["TorchOptions", "find_state_dict_key", "graphkit_frontends", "import_torch"]
+# The frontend's public names, importable from the package itself.
+__all__ = [
+    "CHECKPOINT_SUFFIXES",
+    "DEFAULT_OPSET",
+    "INSTALL_HINT",
+    "DType",
+    "InputSpec",
+    "TorchOptions",
+    "find_state_dict_key",
+    "graphkit_frontends",
+    "import_torch",
+]
 
 
 @frontend("torch", TorchOptions, detect=_is_checkpoint)

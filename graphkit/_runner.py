@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tempfile
@@ -93,8 +94,11 @@ def apply(
         raise RecipeError(f"{recipe.file}: no source: give source.path in the recipe or --source")
 
     if recipe.steps:
-        # Passes hand onnx's C++ tools to a helper process; let it start while the model loads.
+        # Passes hand onnx's C++ tools to a helper process; let it start while the model
+        # loads, and let each pass start its own slow set-up then too.
         _onnx_tools.prestart()
+        for step in recipe.steps:
+            _warm_up(step)
     with tempfile.TemporaryDirectory(prefix="graphkit-") as tmp:
         workdir = Path(tmp)
         src = recipe.source
@@ -200,6 +204,7 @@ class _Checkpoints:
         try:
             result = verifier.compare("the result", OrtModel(final_path))
         except ParityError as error:
+            verifier.wait()  # a reference that failed is to blame first, not a pass
             if not self.per_pass:
                 raise
             unrunnable = str(error)  # the checkpoints below say which pass caused it
@@ -222,6 +227,15 @@ class _Checkpoints:
 
 def _failure(output: OutputParity, options: VerifyOptions) -> str:
     return output.failure(options.rtol, options.atol)
+
+
+def _warm_up(step: Step) -> None:
+    if step.pass_.warm_up is None:
+        return
+    # Only a head start: a pass whose warm-up fails meets the problem again when it
+    # runs, and reports it then.
+    with contextlib.suppress(Exception):
+        step.pass_.warm_up(step.params)
 
 
 def run_step(step: Step, model: ir.Model, before: Signature) -> tuple[ir.Model, StepReport]:

@@ -65,7 +65,7 @@ def _onnxscript(model: onnx.ModelProto) -> onnx.ModelProto:
 def _graphkit(engine: str) -> Callable[[onnx.ModelProto], onnx.ModelProto]:
     def simplify(model: onnx.ModelProto) -> onnx.ModelProto:
         import graphkit
-        from graphkit._proto import from_proto, to_proto
+        from graphkit._modelio.proto import from_proto, to_proto
 
         return to_proto(graphkit.passes.simplify(from_proto(model), engine=engine))
 

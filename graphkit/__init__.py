@@ -32,23 +32,23 @@ from graphkit._errors import (
     UsageError,
 )
 from graphkit._frontends import Frontend, Imported, SourceContext, frontend
-from graphkit._params import NoParams, Params, RecipePath, SaveOptions
 from graphkit._passes import Pass, PassResult, graph_pass
+from graphkit._recipe.params import NoParams, Params, RecipePath, SaveOptions
 from graphkit.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from graphkit._load import load
+    from graphkit._modelio.load import load
+    from graphkit._modelio.save import save
     from graphkit._passes import IOAdapter
-    from graphkit._recipe import Recipe, load_recipe
+    from graphkit._recipe.recipe import Recipe, load_recipe
     from graphkit._runner import ApplyResult, apply
-    from graphkit._save import save
 
 _LAZY = {
     "IOAdapter": "graphkit._passes",
-    "load": "graphkit._load",
-    "save": "graphkit._save",
-    "Recipe": "graphkit._recipe",
-    "load_recipe": "graphkit._recipe",
+    "load": "graphkit._modelio.load",
+    "save": "graphkit._modelio.save",
+    "Recipe": "graphkit._recipe.recipe",
+    "load_recipe": "graphkit._recipe.recipe",
     "ApplyResult": "graphkit._runner",
     "apply": "graphkit._runner",
 }

@@ -185,7 +185,7 @@ def _version() -> str:
 
 def _apply(args: argparse.Namespace) -> int:
     if args.dry_run:
-        from graphkit._plan import dry_run
+        from graphkit._authoring.plan import dry_run
 
         dry_run(args.recipe, output=args.output, source=args.source, plugins=args.plugin)
         return 0
@@ -204,7 +204,7 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from graphkit._recipe import load_recipe
+    from graphkit._recipe.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, plugin_files=args.plugin)
     source = (
@@ -216,8 +216,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _passes(args: argparse.Namespace) -> int:
-    from graphkit._params import describe_fields, did_you_mean
     from graphkit._plugins import load_plugins
+    from graphkit._recipe.params import describe_fields, did_you_mean
 
     registry = load_plugins(args.plugin).passes
     if args.name is None:
@@ -252,7 +252,7 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _recipes(args: argparse.Namespace) -> int:
-    from graphkit._recipes_index import builtin_recipes, recipe_summary
+    from graphkit._recipe.index import builtin_recipes, recipe_summary
 
     found = builtin_recipes(args.plugin)
     width = max(map(len, found), default=0)
@@ -270,7 +270,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     from graphkit._inspect import describe
-    from graphkit._load import load
+    from graphkit._modelio.load import load
 
     path = Path(args.model)
     print(describe(load(path), path))
@@ -278,15 +278,15 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from graphkit._authoring.schema import schema_text
     from graphkit._plugins import load_plugins
-    from graphkit._schema import schema_text
 
     sys.stdout.write(schema_text(load_plugins(args.plugin)))
     return 0
 
 
 def _new(args: argparse.Namespace) -> int:
-    from graphkit._starter import parse_input, write_starter
+    from graphkit._authoring.starter import parse_input, write_starter
 
     options: dict[str, object] = {}
     if args.module is not None:

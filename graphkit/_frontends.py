@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from graphkit._errors import PluginError
-from graphkit._params import NoParams, Params, undescribed_fields
+from graphkit._recipe.params import NoParams, Params, undescribed_fields
 
 if TYPE_CHECKING:
     import numpy as np

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import pydantic
 
 from graphkit._errors import PassError, PluginError
-from graphkit._params import NoParams, Params, format_loc, undescribed_fields, validation_problems
+from graphkit._recipe.params import (
+    NoParams,
+    Params,
+    format_loc,
+    undescribed_fields,
+    validation_problems,
+)
 
 if TYPE_CHECKING:
     import numpy as np

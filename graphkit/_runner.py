@@ -17,8 +17,8 @@ from graphkit import _onnx_tools
 from graphkit._errors import GraphkitError, ParityError, PassError, RecipeError
 from graphkit._frontends import Imported, ReferenceRunner, SourceContext
 from graphkit._inspect import Signature, real_inputs
-from graphkit._recipe import Recipe, Step, load_recipe
-from graphkit._save import save
+from graphkit._modelio.save import save
+from graphkit._recipe.recipe import Recipe, Step, load_recipe
 from graphkit._verify import (
     OrtModel,
     OutputParity,

@@ -19,7 +19,7 @@ import pydantic
 
 from graphkit._errors import ModelError, ParityError, RecipeError
 from graphkit._frontends import ReferenceRunner
-from graphkit._params import Params
+from graphkit._recipe.params import Params
 
 if TYPE_CHECKING:
     import numpy as np

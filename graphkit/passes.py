@@ -13,8 +13,8 @@ from typing import Any
 def __getattr__(name: str) -> Any:
     if name.startswith("__"):
         raise AttributeError(name)
-    from graphkit._params import did_you_mean
     from graphkit._plugins import default_plugins
+    from graphkit._recipe.params import did_you_mean
 
     registry = default_plugins().passes
     if name not in registry:

@@ -160,6 +160,6 @@ def random_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
 
 def as_ir(proto: onnx.ModelProto):
     """``proto`` in graphkit's in-memory form; a copy, since that form shares tensors with it."""
-    from graphkit._proto import from_proto
+    from graphkit._modelio.proto import from_proto
 
     return from_proto(onnx.ModelProto.FromString(proto.SerializeToString()))

@@ -8,7 +8,7 @@ import onnx
 import onnx_ir as ir
 
 from graphkit import PassError, _onnx_tools
-from graphkit._proto import call_on_graph
+from graphkit._modelio.proto import call_on_graph
 
 
 def intermediate_values(graph: ir.Graph) -> list[ir.Value]:

@@ -351,7 +351,7 @@ def _to_ir(path: Path, converted: _Converted) -> ir.Model:
     import numpy as np
     import onnx_ir as ir
 
-    from graphkit._proto import from_proto
+    from graphkit._modelio.proto import from_proto
 
     model = from_proto(converted.proto)
     if not converted.external:

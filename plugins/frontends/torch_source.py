@@ -661,7 +661,7 @@ def _export_torchscript(
 ) -> ir.Model:
     import onnx
 
-    from graphkit._proto import from_proto
+    from graphkit._modelio.proto import from_proto
 
     target = context.workdir / "torchscript-export.onnx"
     try:

@@ -41,8 +41,8 @@ def check(model: ir.Model, params: CheckParams) -> PassResult:
     import onnx
 
     from graphkit import _onnx_tools
-    from graphkit._load import integrity_problem
-    from graphkit._proto import call_on_graph
+    from graphkit._modelio.load import integrity_problem
+    from graphkit._modelio.proto import call_on_graph
 
     problem = integrity_problem(model) or _external_data_problem(model)
     if problem:
@@ -73,7 +73,7 @@ def _runtime_problem(model: ir.Model) -> str | None:
     """Why ONNX Runtime refuses to create a session for ``model``, or None if it accepts it."""
     import onnxruntime as ort
 
-    from graphkit._save import save
+    from graphkit._modelio.save import save
 
     options = ort.SessionOptions()
     options.log_severity_level = 4  # its errors come back as the exception; keep the log quiet

@@ -86,7 +86,7 @@ def convert_float(model: ir.Model, params: ConvertFloatParams) -> PassResult:
     """
     from onnxruntime.transformers import float16
 
-    from graphkit._proto import from_proto, to_proto
+    from graphkit._modelio.proto import from_proto, to_proto
 
     if params.to == "bfloat16":
         raise PassError(

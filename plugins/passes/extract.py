@@ -138,7 +138,7 @@ def _main_graph_values(graph: ir.Graph) -> dict[str, ir.Value]:
 def _check_names(model: ir.Model, values: dict[str, ir.Value], params: ExtractParams) -> None:
     from graphkit_plugins._common.names import names_in_use
 
-    from graphkit._params import did_you_mean
+    from graphkit._recipe.params import did_you_mean
 
     problems = []
     anywhere = names_in_use(model)

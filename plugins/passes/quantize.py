@@ -113,9 +113,9 @@ def quantize(model: ir.Model, params: QuantizeParams) -> PassResult:
     from onnxruntime import quantization as q
 
     from graphkit._inspect import real_inputs
-    from graphkit._proto import from_proto
-    from graphkit._save import save
-    from graphkit._tensors import PROTOBUF_LIMIT, tensor_bytes
+    from graphkit._modelio.proto import from_proto
+    from graphkit._modelio.save import save
+    from graphkit._modelio.tensors import PROTOBUF_LIMIT, tensor_bytes
 
     calibration = None
     if params.mode == "static":

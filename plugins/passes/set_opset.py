@@ -233,7 +233,7 @@ def _record_types(model: ir.Model) -> None:
     import onnx
 
     from graphkit import _onnx_tools
-    from graphkit._proto import call_on_graph
+    from graphkit._modelio.proto import call_on_graph
 
     def infer(proto: onnx.ModelProto) -> onnx.ModelProto:
         return _onnx_tools.infer_shapes(proto, strict_mode=False, data_prop=True)
@@ -274,7 +274,7 @@ def _run_converter(
     from graphkit_plugins._opset.explain import ConverterRefused
 
     from graphkit import _onnx_tools
-    from graphkit._proto import call_on_graph
+    from graphkit._modelio.proto import call_on_graph
 
     def convert(proto: onnx.ModelProto) -> onnx.ModelProto:
         return _onnx_tools.convert_version(proto, target)
@@ -304,7 +304,7 @@ def _validate(converted: ir.Model, source: ir.Model) -> None:
     from graphkit_plugins._opset.validate import explain_checker, schema_problems
 
     from graphkit import _onnx_tools
-    from graphkit._proto import call_on_graph
+    from graphkit._modelio.proto import call_on_graph
 
     problems = schema_problems(converted, converted.opset_imports[""])
     if not problems:
@@ -325,7 +325,7 @@ def _passes_full_check(model: ir.Model) -> bool:
     import onnx
 
     from graphkit import _onnx_tools
-    from graphkit._proto import call_on_graph
+    from graphkit._modelio.proto import call_on_graph
 
     try:
         call_on_graph(model, lambda p: _onnx_tools.check_model(p, full_check=True), rebuild=False)

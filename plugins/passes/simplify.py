@@ -132,8 +132,8 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
     from graphkit_plugins._common.simplify_engines import ENGINES
 
     from graphkit._inspect import Signature
-    from graphkit._proto import to_proto, weights_held_back
-    from graphkit._tensors import PROTOBUF_LIMIT, tensor_bytes
+    from graphkit._modelio.proto import to_proto, weights_held_back
+    from graphkit._modelio.tensors import PROTOBUF_LIMIT, tensor_bytes
 
     weight_inputs = [v.name for v in model.graph.inputs if v.is_initializer()]
     fold = params.fold_weight_inputs
@@ -313,7 +313,7 @@ def _outcome(
     """
     from graphkit_plugins._common.simplify_engines import EngineFailed, run_engine
 
-    from graphkit._proto import call_on_graph, from_proto, to_proto
+    from graphkit._modelio.proto import call_on_graph, from_proto, to_proto
 
     def call(proto: onnx.ModelProto) -> onnx.ModelProto:
         return _with_weight_inputs(

@@ -18,15 +18,15 @@ import pytest
 
 import graphkit
 from graphkit import SaveOptions
-from graphkit._leftovers import MARKER, TOKEN_ATTRIBUTE, Staging, token_of
-from graphkit._proto import to_proto
+from graphkit._modelio.leftovers import MARKER, TOKEN_ATTRIBUTE, Staging, token_of
+from graphkit._modelio.proto import to_proto
 from tests.large.builders import external_model, write_external
 from tests.models import random_input, run
 
 KILLED_SAVE = """
 import os, signal, sys
 import graphkit
-import graphkit._save as save_module
+import graphkit._modelio.save as save_module
 from tests.large.builders import external_model
 from tests.models import as_ir
 

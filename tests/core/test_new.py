@@ -12,11 +12,11 @@ import onnx
 import pytest
 import yaml
 
+from graphkit._authoring.schema import SCHEMA_FILE, schema_text
+from graphkit._authoring.starter import _relative_options, parse_input, write_starter
 from graphkit._cli import main
 from graphkit._errors import UsageError
 from graphkit._plugins import default_plugins
-from graphkit._schema import SCHEMA_FILE, schema_text
-from graphkit._starter import _relative_options, parse_input, write_starter
 from tests.large.builders import external_model, write_external
 from tests.models import from_text, ir3_weights_as_inputs, matmul, tf2onnx_like, with_if, write
 
@@ -278,7 +278,7 @@ def test_a_tidying_pass_that_fails_on_the_model_is_commented_out_with_its_reason
     # setup: a simplify that fails on every model
     import dataclasses
 
-    import graphkit._starter as starter
+    import graphkit._authoring.starter as starter
     from graphkit import PassError
 
     def failing(model, params):

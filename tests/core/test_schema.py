@@ -16,11 +16,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from graphkit._authoring.schema import recipe_schema
 from graphkit._cli import main
 from graphkit._errors import GraphkitError, RecipeError
 from graphkit._plugins import default_plugins, load_plugins
-from graphkit._recipe import load_recipe
-from graphkit._schema import recipe_schema
+from graphkit._recipe.recipe import load_recipe
 from tests.reliability.test_fuzz import recipes as fuzzed_recipes
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ from graphkit_plugins.frontends.savedmodel import SavedModelOptions, import_save
 import graphkit
 from graphkit import Imported, ModelError, RecipeError, SourceContext
 from graphkit._cli import main
-from graphkit._proto import to_proto
+from graphkit._modelio.proto import to_proto
 from tests.models import random_input, run, tf2onnx_like, write
 
 SIZE = 32  # side of the Keras 2 stand-in; small, so TensorFlow stays quick

@@ -12,7 +12,7 @@ import pytest
 
 import graphkit
 from graphkit import ModelError, PassError
-from graphkit._proto import call_on_graph, to_proto
+from graphkit._modelio.proto import call_on_graph, to_proto
 from tests.large.builders import DATA_NAME, FileWatch, external_model, snapshot
 from tests.models import random_input, run
 

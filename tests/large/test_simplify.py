@@ -11,9 +11,9 @@ import onnx_ir as ir
 import pytest
 
 import graphkit
-import graphkit._tensors as tensors
+import graphkit._modelio.tensors as tensors
 from graphkit import PassError, _onnx_tools
-from graphkit._proto import to_proto
+from graphkit._modelio.proto import to_proto
 from tests.large.builders import DATA_NAME, external_model
 from tests.models import as_ir, random_input, run
 

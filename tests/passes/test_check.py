@@ -9,7 +9,7 @@ import pytest
 
 import graphkit
 from graphkit import PassError
-from graphkit._proto import from_proto
+from graphkit._modelio.proto import from_proto
 from tests.models import as_ir, matmul, tf2onnx_like, with_if
 
 check = graphkit.passes.check
@@ -74,7 +74,7 @@ def test_runtime_refuses_what_onnx_runtime_refuses_in_one_quiet_line(
         """<ir_version: 8, opset_import: ["" : 17, "com.example" : 1]>
         g (float[2] x) => (float[2] y) { y = com.example.Frobnicate(x) }"""
     )
-    model = graphkit._proto.from_proto(source)
+    model = graphkit._modelio.proto.from_proto(source)
     assert check.run(model, check.validate({})).modified is False
     with pytest.raises(PassError) as caught:
         check(model, runtime=True)

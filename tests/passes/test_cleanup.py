@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 import graphkit
-from graphkit._proto import from_proto, to_proto
+from graphkit._modelio.proto import from_proto, to_proto
 from tests.models import as_ir, from_text, ir3_weights_as_inputs, random_input, run, with_if
 
 cleanup = graphkit.passes.cleanup

@@ -12,8 +12,8 @@ import pytest
 
 import graphkit
 from graphkit import PassError
-from graphkit._proto import call_on_graph, to_proto
-from graphkit._save import save
+from graphkit._modelio.proto import call_on_graph, to_proto
+from graphkit._modelio.save import save
 from tests.large.builders import DATA_NAME, external_model, write_external
 from tests.models import as_ir, from_text, random_input, run, tf2onnx_like, with_if
 

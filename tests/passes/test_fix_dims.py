@@ -9,7 +9,7 @@ import pytest
 import graphkit
 from graphkit import PassError
 from graphkit._inspect import symbolic_dims
-from graphkit._proto import to_proto
+from graphkit._modelio.proto import to_proto
 from tests.models import as_ir, from_text, random_input, run, tf2onnx_like, with_if
 
 fix_dims = graphkit.passes.fix_dims

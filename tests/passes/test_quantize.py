@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import graphkit
 from graphkit import PassError
-from graphkit._proto import to_proto
+from graphkit._modelio.proto import to_proto
 from tests.models import as_ir, matmul, run, write
 
 quantize = graphkit.passes.quantize

@@ -8,7 +8,7 @@ import pytest
 
 import graphkit
 from graphkit import PassError
-from graphkit._proto import to_proto
+from graphkit._modelio.proto import to_proto
 from tests.models import (
     as_ir,
     from_text,

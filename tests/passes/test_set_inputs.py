@@ -12,7 +12,7 @@ import pytest
 
 import graphkit
 from graphkit import PassError, PassResult
-from graphkit._proto import to_proto
+from graphkit._modelio.proto import to_proto
 from tests.models import as_ir, from_text, run, tf2onnx_like, with_if
 
 set_inputs = graphkit.passes.set_inputs

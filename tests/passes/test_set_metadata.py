@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import graphkit
-from graphkit._proto import to_proto
+from graphkit._modelio.proto import to_proto
 from tests.models import as_ir, tf2onnx_like
 
 set_metadata = graphkit.passes.set_metadata

@@ -12,7 +12,7 @@ from graphkit_plugins._opset.adapters import adapter_for
 
 import graphkit
 from graphkit import PassError
-from graphkit._proto import to_proto
+from graphkit._modelio.proto import to_proto
 from tests.models import as_ir, from_text, random_input, run
 
 set_opset = graphkit.passes.set_opset

@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import graphkit
-from graphkit._proto import to_proto
+from graphkit._modelio.proto import to_proto
 from tests.models import as_ir, from_text, run
 
 SHAPE_PASSES = {

@@ -8,7 +8,7 @@ import pytest
 
 import graphkit
 from graphkit import PassError, _onnx_tools
-from graphkit._proto import to_proto
+from graphkit._modelio.proto import to_proto
 from tests.models import as_ir, from_text, ir3_weights_as_inputs, random_input, run, with_if
 
 simplify = graphkit.passes.simplify

@@ -11,7 +11,7 @@ import pytest
 
 import graphkit
 from graphkit import PassError, _onnx_tools
-from graphkit._proto import to_proto
+from graphkit._modelio.proto import to_proto
 from tests import exports
 from tests.exports import seeded_feeds
 from tests.models import as_ir, run

@@ -42,7 +42,7 @@ import graphkit
 from graphkit import GraphkitError, ModelError, PassError
 from graphkit._cli import main
 from graphkit._inspect import describe
-from graphkit._recipe import load_recipe
+from graphkit._recipe.recipe import load_recipe
 from tests.models import run, tf2onnx_like
 from tests.models import with_if as with_if_model
 from tests.reliability.hostile import with_loop

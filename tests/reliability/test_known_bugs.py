@@ -25,7 +25,7 @@ import pytest
 
 import graphkit
 from graphkit import PassError, SaveOptions
-from graphkit._proto import to_proto
+from graphkit._modelio.proto import to_proto
 from graphkit.passes import check, cleanup, fix_dims, rename_io, set_opset, simplify
 from tests.models import (
     as_ir,

@@ -22,8 +22,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 import graphkit
 from graphkit import ModelError, RecipeError
-from graphkit._load import MAX_GRAPH_DEPTH, _check_tensor_locations
-from graphkit._yaml import MAX_BYTES, MAX_DEPTH, load_yaml
+from graphkit._modelio.load import MAX_GRAPH_DEPTH, _check_tensor_locations
+from graphkit._recipe.safe_yaml import MAX_BYTES, MAX_DEPTH, load_yaml
 from tests.models import as_ir, random_input, run, tf2onnx_like, write
 from tests.reliability.conftest import Cli, run_console, snapshot
 from tests.reliability.hostile import external_tensor, identity_model, nested_if
@@ -539,7 +539,7 @@ def test_passes_work_at_the_cap_within_a_small_stack(
 
 
 def test_integrity_check_at_the_cap_within_a_small_stack(tmp_path: Path) -> None:
-    from graphkit._load import integrity_problem
+    from graphkit._modelio.load import integrity_problem
 
     model = as_ir(nested_if(MAX_GRAPH_DEPTH))
     with stack_budget(BUDGET):

@@ -15,7 +15,7 @@ from graphkit_plugins.signature.cleaning import build_cleaning_savedmodel
 
 import graphkit
 from graphkit._cli import main
-from graphkit._recipes_index import builtin_recipes
+from graphkit._recipe.index import builtin_recipes
 
 RECIPE = Path(graphkit_recipes.__file__).parent / "signature-cleaning.yaml"
 

@@ -18,7 +18,7 @@ import pytest
 import graphkit
 from graphkit import SourceContext
 from graphkit._cli import main
-from graphkit._recipes_index import builtin_recipes
+from graphkit._recipe.index import builtin_recipes
 from tests.models import run
 
 torch = pytest.importorskip("torch")

@@ -46,7 +46,7 @@ def find_recipe(
 
 def recipe_summary(path: Path) -> str:
     """The recipe's ``description``, or its first comment line."""
-    from graphkit._recipe import read_recipe_file
+    from graphkit._recipe.recipe import read_recipe_file
 
     try:
         data = read_recipe_file(path).data

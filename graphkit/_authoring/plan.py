@@ -13,9 +13,9 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from graphkit._authoring.starter import yaml_flow
 from graphkit._errors import GraphkitError, ModelError, PassError, RecipeError
-from graphkit._recipe import Recipe, Step, load_recipe
-from graphkit._starter import yaml_flow
+from graphkit._recipe.recipe import Recipe, Step, load_recipe
 
 Echo = Callable[[str], None]
 
@@ -106,8 +106,8 @@ def _source(
 
     # onnx and onnx-ir, slow to import, only when there is an ONNX model to read.
     from graphkit._inspect import _size, op_histogram, real_inputs, value_signature
-    from graphkit._load import load
-    from graphkit._tensors import tensor_bytes
+    from graphkit._modelio.load import load
+    from graphkit._modelio.tensors import tensor_bytes
 
     try:
         model = load(src.path)
@@ -219,7 +219,7 @@ def _output(
     elif isinstance(save.external_data, str):
         echo(f"  layout: weights in {save.external_data} beside it{shards}; {threshold}")
     elif model is not None:
-        from graphkit._save import _external_data_name
+        from graphkit._modelio.save import _external_data_name
 
         notes: list[str] = []
         try:

@@ -20,11 +20,11 @@ from typing import Any
 
 import pydantic
 
+from graphkit._authoring.schema import SCHEMA_FILE, schema_text
 from graphkit._errors import RecipeError, UsageError
 from graphkit._frontends import Frontend, SourceContext
-from graphkit._params import describe_fields, format_loc, validation_problems
 from graphkit._plugins import Plugins, load_plugins
-from graphkit._schema import SCHEMA_FILE, schema_text
+from graphkit._recipe.params import describe_fields, format_loc, validation_problems
 
 Echo = Callable[[str], None]
 
@@ -320,7 +320,7 @@ def _fix_dims_lines(inputs: list[Any], dims: dict[str, list[str]]) -> list[str]:
 
 
 def _frontend(path: Path, format_name: str | None, plugins: Plugins) -> Frontend[Any]:
-    from graphkit._params import did_you_mean
+    from graphkit._recipe.params import did_you_mean
 
     known = ", ".join(sorted(plugins.frontends))
     if format_name is not None:
@@ -385,7 +385,7 @@ def _relative(path: Path, folder: Path) -> str:
 
 def _write_checked(path: Path, text: str) -> None:
     """Write the recipe only if graphkit accepts it, atomically."""
-    from graphkit._recipe import load_recipe
+    from graphkit._recipe.recipe import load_recipe
 
     staged = _stage(path, text)
     try:

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import onnx
 import onnx_ir as ir
 
-from graphkit import _tensors
 from graphkit._errors import ModelError
-from graphkit._tensors import (
+from graphkit._modelio import tensors as _tensors
+from graphkit._modelio.tensors import (
     TensorSizes,
     attributes_in_memory,
     gib,

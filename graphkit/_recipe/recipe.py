@@ -17,12 +17,18 @@ import pydantic
 
 from graphkit._errors import RecipeError
 from graphkit._frontends import Frontend
-from graphkit._params import Params, SaveOptions, did_you_mean, format_loc, validation_problems
 from graphkit._passes import Pass
 from graphkit._plugins import Plugins, default_plugins, load_plugins
-from graphkit._recipes_index import find_recipe
+from graphkit._recipe.index import find_recipe
+from graphkit._recipe.params import (
+    Params,
+    SaveOptions,
+    did_you_mean,
+    format_loc,
+    validation_problems,
+)
+from graphkit._recipe.safe_yaml import MAX_BYTES, Located, load_yaml
 from graphkit._verify import VerifyOptions
-from graphkit._yaml import MAX_BYTES, Located, load_yaml
 
 
 class _RecipeSchema(pydantic.BaseModel):

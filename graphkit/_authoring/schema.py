@@ -14,8 +14,8 @@ from typing import Any
 from pydantic.json_schema import GenerateJsonSchema, NoDefault, models_json_schema
 from pydantic_core import core_schema
 
-from graphkit._params import Params, SaveOptions
 from graphkit._plugins import Plugins
+from graphkit._recipe.params import Params, SaveOptions
 from graphkit._verify import VerifyOptions
 
 #: The file name ``graphkit new`` gives the schema it writes beside a recipe.
@@ -36,7 +36,7 @@ class _WithFactoryDefaults(GenerateJsonSchema):
 
 def recipe_schema(plugins: Plugins) -> dict[str, Any]:
     """The JSON Schema (draft 7) of a recipe that may use ``plugins``."""
-    from graphkit._recipe import _RecipeSchema
+    from graphkit._recipe.recipe import _RecipeSchema
 
     models: list[type[Params]] = [SaveOptions, VerifyOptions]
     models += [p.params for p in plugins.passes.values()]

@@ -12,10 +12,10 @@ import onnx
 import onnx_ir as ir
 from google.protobuf.message import DecodeError, EncodeError
 
-from graphkit import _leftovers, _tensors
 from graphkit._errors import ModelError
-from graphkit._params import SaveOptions
-from graphkit._tensors import (
+from graphkit._modelio import leftovers as _leftovers
+from graphkit._modelio import tensors as _tensors
+from graphkit._modelio.tensors import (
     TensorSizes,
     attribute_tensors,
     attributes_in_memory,
@@ -25,6 +25,7 @@ from graphkit._tensors import (
     missing_external_data,
     tensor_attributes,
 )
+from graphkit._recipe.params import SaveOptions
 
 
 def save(
@@ -40,7 +41,7 @@ def save(
     memory. The model keeps its weights; if the save replaced a data file the
     model reads from (saving over its own source), it reads the new one.
     What earlier saves into the folder left is removed (see
-    :mod:`graphkit._leftovers`).
+    :mod:`graphkit._modelio.leftovers`).
 
     Returns:
         Notes for the user, such as why external data was used.

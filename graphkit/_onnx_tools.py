@@ -7,7 +7,7 @@ both the converter and shape inference on a ``RegexFullMatch`` whose input
 name is empty. A model downloaded from anywhere must not take graphkit down
 with it, so these calls go to one long-lived helper process, started on first
 use and started again after a crash. Only the graph travels (weights are held
-back by :func:`graphkit._proto.call_on_graph`), so the round trip is cheap.
+back by :func:`graphkit._modelio.proto.call_on_graph`), so the round trip is cheap.
 
 onnxsim has a helper of its own: it can then run beside onnx's tools (simplify
 runs onnxslim and checks its result while onnxsim works), and its import, over

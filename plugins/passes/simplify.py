@@ -232,7 +232,7 @@ def _given_valid(model: ir.Model, proto: onnx.ModelProto | None) -> Callable[[],
     """
     from graphkit_plugins._common.simplify_engines import checker_problem
 
-    from graphkit._proto import call_on_graph
+    from graphkit._modelio.proto import call_on_graph
 
     lock = threading.Lock()
     found: list[bool] = []
@@ -264,7 +264,7 @@ def _run_together(
     Every engine gets its proto from this thread: serialising swaps tensors
     in the model for a moment, which two threads must not do at once.
     """
-    from graphkit._proto import to_proto
+    from graphkit._modelio.proto import to_proto
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         futures = {

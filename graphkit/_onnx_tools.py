@@ -27,9 +27,10 @@ import struct
 import subprocess
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import onnx
+if TYPE_CHECKING:
+    import onnx
 
 _HEADER = struct.Struct("<IQ")  # JSON length, payload length
 
@@ -118,17 +119,23 @@ while True:
     replies.flush()
 """
 
-#: Exception types the tools raise, rebuilt in the parent by name.
-_ERRORS: dict[str, type[Exception]] = {
-    "InferenceError": onnx.shape_inference.InferenceError,
-    "ValidationError": onnx.checker.ValidationError,
-    "ConvertError": RuntimeError,
-    "RuntimeError": RuntimeError,
-    "IndexError": IndexError,
-    "KeyError": KeyError,
-    "ValueError": ValueError,
-    "TypeError": TypeError,
-}
+
+def _error_type(name: str) -> type[Exception]:
+    """The exception type a tool raised, rebuilt in the parent by name."""
+    import onnx
+
+    known: dict[str, type[Exception]] = {
+        "InferenceError": onnx.shape_inference.InferenceError,
+        "ValidationError": onnx.checker.ValidationError,
+        "ConvertError": RuntimeError,
+        "RuntimeError": RuntimeError,
+        "IndexError": IndexError,
+        "KeyError": KeyError,
+        "ValueError": ValueError,
+        "TypeError": TypeError,
+    }
+    return known.get(name, RuntimeError)
+
 
 _TOOL_NAMES = {
     "infer_shapes": "shape inference",
@@ -152,7 +159,9 @@ def prestart(*tools: str) -> None:
     """Start the helpers for ``tools`` now (onnx's tools when none are named).
 
     Their start-up (importing onnx, or onnxsim) then overlaps with other work,
-    such as the source's import, instead of delaying the first call.
+    such as the source's import, instead of delaying the first call. This
+    module imports onnx only when a tool is called, so the helpers can start
+    before the caller imports onnx itself.
     """
     for worker in {_worker(tool) for tool in tools or ("check_model",)}:
         worker.start()
@@ -189,6 +198,8 @@ def _worker(tool: str) -> _Worker:
 
 
 def _parse(data: bytes) -> onnx.ModelProto:
+    import onnx
+
     model = onnx.ModelProto()
     model.ParseFromString(data)
     return model
@@ -248,7 +259,7 @@ class _Worker:
                 self._stop(process)
                 raise
         if not reply["ok"]:
-            kind = _ERRORS.get(reply["type"], RuntimeError)
+            kind = _error_type(reply["type"])
             raise kind(reply["message"])
         return result
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import tempfile
@@ -13,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import onnx_ir as ir
 
-from graphkit import _onnx_tools
 from graphkit._errors import GraphkitError, ParityError, PassError, RecipeError
 from graphkit._frontends import Imported, ReferenceRunner, SourceContext
 from graphkit._inspect import Signature, real_inputs
@@ -93,12 +91,7 @@ def apply(
     if recipe.source is None:
         raise RecipeError(f"{recipe.file}: no source: give source.path in the recipe or --source")
 
-    if recipe.steps:
-        # Passes hand onnx's C++ tools to a helper process; let it start while the model
-        # loads, and let each pass start its own slow set-up then too.
-        _onnx_tools.prestart()
-        for step in recipe.steps:
-            _warm_up(step)
+    recipe.warm_up()  # helper processes start while the model loads
     with tempfile.TemporaryDirectory(prefix="graphkit-") as tmp:
         workdir = Path(tmp)
         src = recipe.source
@@ -227,15 +220,6 @@ class _Checkpoints:
 
 def _failure(output: OutputParity, options: VerifyOptions) -> str:
     return output.failure(options.rtol, options.atol)
-
-
-def _warm_up(step: Step) -> None:
-    if step.pass_.warm_up is None:
-        return
-    # Only a head start: a pass whose warm-up fails meets the problem again when it
-    # runs, and reports it then.
-    with contextlib.suppress(Exception):
-        step.pass_.warm_up(step.params)
 
 
 def run_step(step: Step, model: ir.Model, before: Signature) -> tuple[ir.Model, StepReport]:

@@ -189,17 +189,17 @@ def _apply(args: argparse.Namespace) -> int:
 
         dry_run(args.recipe, output=args.output, source=args.source, plugins=args.plugin)
         return 0
+    from graphkit._recipe.recipe import load_recipe
+
+    recipe = load_recipe(
+        args.recipe, plugin_files=args.plugin, source=args.source, output=args.output
+    )
+    # Before onnx and the runner are imported, so the helper processes' own
+    # imports run beside them.
+    recipe.warm_up()
     from graphkit._runner import apply
 
-    echo = None if args.quiet else print
-    apply(
-        args.recipe,
-        output=args.output,
-        source=args.source,
-        plugins=args.plugin,
-        keep_failed=args.keep_failed,
-        echo=echo,
-    )
+    apply(recipe, keep_failed=args.keep_failed, echo=None if args.quiet else print)
     return 0
 
 

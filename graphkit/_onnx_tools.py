@@ -7,7 +7,11 @@ both the converter and shape inference on a ``RegexFullMatch`` whose input
 name is empty. A model downloaded from anywhere must not take graphkit down
 with it, so these calls go to one long-lived helper process, started on first
 use and started again after a crash. Only the graph travels (weights are held
-back by :func:`graphkit._proto.call_on_graph`), so the round trip is cheap.
+back by :func:`graphkit._modelio.proto.call_on_graph`), so the round trip is cheap.
+
+onnxsim has a helper of its own: it can then run beside onnx's tools (simplify
+runs onnxslim and checks its result while onnxsim works), and its import, over
+a second, can start early (:func:`prestart`) and overlap the source's import.
 
 Errors the tools raise come back as the same exception types, so callers
 catch what they caught before; a crash becomes :class:`ToolCrashed`.
@@ -23,9 +27,10 @@ import struct
 import subprocess
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import onnx
+if TYPE_CHECKING:
+    import onnx
 
 _HEADER = struct.Struct("<IQ")  # JSON length, payload length
 
@@ -33,8 +38,39 @@ _HEADER = struct.Struct("<IQ")  # JSON length, payload length
 # no PYTHON* variables), so a file named onnx.py where graphkit is run cannot
 # stand in for onnx; the parent's sys.path is handed over instead.
 _CHILD = r"""
-import json, os, struct, sys
+import importlib, json, os, struct, sys
 sys.path[:0] = json.loads(sys.argv[1])
+
+
+def load(name):
+    # onnxsim 0.8 imports torch when it is imported (over a second), for training
+    # and export helpers; simplify never uses torch, so the import is kept out.
+    # A release that cannot be imported without torch gets it after all.
+    blocked = "torch" not in sys.modules
+    if blocked:
+        sys.modules["torch"] = None
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if not blocked:
+            raise
+        for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+            del sys.modules[module]
+        del sys.modules["torch"]
+        blocked = False
+        return importlib.import_module(name)
+    finally:
+        if blocked:
+            del sys.modules["torch"]
+
+
+# Modules to import before the first request; one that fails is imported again,
+# and fails in one line, when a request needs it.
+for name in json.loads(sys.argv[2]):
+    try:
+        load(name)
+    except Exception:
+        pass
 import onnx, onnx.checker, onnx.shape_inference, onnx.version_converter
 
 header = struct.Struct("<IQ")
@@ -60,9 +96,7 @@ def run(tool, options, model):
     if tool == "convert_version":
         return onnx.version_converter.convert_version(model, options["target"]).SerializeToString()
     if tool == "onnxsim":
-        import onnxsim
-
-        simplified, ok = onnxsim.simplify(model, **options)
+        simplified, ok = load("onnxsim").simplify(model, **options)
         if not ok:
             raise ValueError("onnxsim's own check found outputs that differ")
         return simplified.SerializeToString()
@@ -85,17 +119,23 @@ while True:
     replies.flush()
 """
 
-#: Exception types the tools raise, rebuilt in the parent by name.
-_ERRORS: dict[str, type[Exception]] = {
-    "InferenceError": onnx.shape_inference.InferenceError,
-    "ValidationError": onnx.checker.ValidationError,
-    "ConvertError": RuntimeError,
-    "RuntimeError": RuntimeError,
-    "IndexError": IndexError,
-    "KeyError": KeyError,
-    "ValueError": ValueError,
-    "TypeError": TypeError,
-}
+
+def _error_type(name: str) -> type[Exception]:
+    """The exception type a tool raised, rebuilt in the parent by name."""
+    import onnx
+
+    known: dict[str, type[Exception]] = {
+        "InferenceError": onnx.shape_inference.InferenceError,
+        "ValidationError": onnx.checker.ValidationError,
+        "ConvertError": RuntimeError,
+        "RuntimeError": RuntimeError,
+        "IndexError": IndexError,
+        "KeyError": KeyError,
+        "ValueError": ValueError,
+        "TypeError": TypeError,
+    }
+    return known.get(name, RuntimeError)
+
 
 _TOOL_NAMES = {
     "infer_shapes": "shape inference",
@@ -115,37 +155,51 @@ class ToolCrashed(Exception):
         super().__init__(f"onnx's {_TOOL_NAMES.get(tool, tool)} crashed ({_describe(returncode)})")
 
 
-def prestart() -> None:
-    """Start the helper now, so its start-up overlaps with other work instead of a first call."""
-    with _WORKER._lock:
-        _WORKER._started()
+def prestart(*tools: str) -> None:
+    """Start the helpers for ``tools`` now (onnx's tools when none are named).
+
+    Their start-up (importing onnx, or onnxsim) then overlaps with other work,
+    such as the source's import, instead of delaying the first call. This
+    module imports onnx only when a tool is called, so the helpers can start
+    before the caller imports onnx itself.
+    """
+    for worker in {_worker(tool) for tool in tools or ("check_model",)}:
+        worker.start()
 
 
 def infer_shapes(proto: onnx.ModelProto, **options: Any) -> onnx.ModelProto:
     """``onnx.shape_inference.infer_shapes(proto, **options)``, in the helper process."""
-    return _parse(_WORKER.call("infer_shapes", options, proto))
+    return _parse(_TOOLS.call("infer_shapes", options, proto))
 
 
 def check_model(proto: onnx.ModelProto, **options: Any) -> None:
     """``onnx.checker.check_model(proto, **options)``, in the helper process."""
-    _WORKER.call("check_model", options, proto)
+    _TOOLS.call("check_model", options, proto)
 
 
 def convert_version(proto: onnx.ModelProto, target: int) -> onnx.ModelProto:
     """``onnx.version_converter.convert_version(proto, target)``, in the helper process."""
-    return _parse(_WORKER.call("convert_version", {"target": target}, proto))
+    return _parse(_TOOLS.call("convert_version", {"target": target}, proto))
 
 
 def onnxsim_simplify(proto: onnx.ModelProto, **options: Any) -> onnx.ModelProto:
-    """``onnxsim.simplify(proto, **options)``'s model, in the helper process.
+    """``onnxsim.simplify(proto, **options)``'s model, in onnxsim's helper process.
 
     onnxsim's C++ code aborts the process on some valid models (a MatMul of
     two 1-D tensors, a Shape whose start is past its end).
     """
-    return _parse(_WORKER.call("onnxsim", options, proto))
+    return _parse(_ONNXSIM.call("onnxsim", options, proto))
+
+
+def _worker(tool: str) -> _Worker:
+    if tool not in _TOOL_NAMES:
+        raise ValueError(f"no helper runs {tool!r}; the tools are {', '.join(_TOOL_NAMES)}")
+    return _ONNXSIM if tool == "onnxsim" else _TOOLS
 
 
 def _parse(data: bytes) -> onnx.ModelProto:
+    import onnx
+
     model = onnx.ModelProto()
     model.ParseFromString(data)
     return model
@@ -161,12 +215,21 @@ def _describe(returncode: int | None) -> str:
 
 
 class _Worker:
-    """One helper process per graphkit process, used by one call at a time."""
+    """A helper process, started on first use, used by one call at a time.
 
-    def __init__(self) -> None:
+    ``preload`` names the modules it imports as soon as it starts.
+    """
+
+    def __init__(self, preload: tuple[str, ...]) -> None:
+        self._preload = preload
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._owner = 0  # the pid that started the helper: a fork must not share its pipes
+
+    def start(self) -> None:
+        """Start the helper unless it runs already."""
+        with self._lock:
+            self._started()
 
     def call(self, tool: str, options: dict[str, Any], proto: onnx.ModelProto) -> bytes:
         request = json.dumps({"tool": tool, "options": options}).encode()
@@ -196,7 +259,7 @@ class _Worker:
                 self._stop(process)
                 raise
         if not reply["ok"]:
-            kind = _ERRORS.get(reply["type"], RuntimeError)
+            kind = _error_type(reply["type"])
             raise kind(reply["message"])
         return result
 
@@ -206,7 +269,7 @@ class _Worker:
             return process
         paths = [p for p in sys.path if p and os.path.isabs(p)]
         self._process = subprocess.Popen(
-            [sys.executable, "-I", "-c", _CHILD, json.dumps(paths)],
+            [sys.executable, "-I", "-c", _CHILD, json.dumps(paths), json.dumps(self._preload)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -220,17 +283,19 @@ class _Worker:
         process.wait()
 
     def close(self) -> None:
-        """End the helper: it exits when its input closes."""
+        """End the helper at once, even in the middle of its start-up imports.
+
+        It holds nothing worth a graceful end: it writes no files, and no call
+        is in flight when its parent exits.
+        """
         process, self._process = self._process, None
         if process is None or self._owner != os.getpid():
             return
-        try:
-            if process.stdin is not None:
-                process.stdin.close()
-            process.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            process.kill()
-            process.wait()
+        process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
 
 
 def _read(stream: Any, count: int) -> bytes:
@@ -244,5 +309,7 @@ def _read(stream: Any, count: int) -> bytes:
     return b"".join(chunks)
 
 
-_WORKER = _Worker()
-atexit.register(_WORKER.close)
+_TOOLS = _Worker(preload=())
+_ONNXSIM = _Worker(preload=("onnxsim",))
+atexit.register(_TOOLS.close)
+atexit.register(_ONNXSIM.close)

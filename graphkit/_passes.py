@@ -88,6 +88,10 @@ class Pass(Generic[P]):
     name: str
     params: type[P]
     function: Callable[[ir.Model, P], PassResult]
+    #: Called with the step's parameters before the source is imported, so slow
+    #: set-up (a helper process, a large import) overlaps with the import
+    #: rather than adding to the run. It must not need the model.
+    warm_up: Callable[[P], None] | None = None
 
     @property
     def doc(self) -> str:
@@ -128,13 +132,17 @@ class Pass(Generic[P]):
 
 
 def graph_pass(
-    name: str, params: type[Params] = NoParams
+    name: str,
+    params: type[Params] = NoParams,
+    *,
+    warm_up: Callable[[Any], None] | None = None,
 ) -> Callable[[Callable[[ir.Model, Any], PassResult]], Pass[Any]]:
     """Declare a function as a graph pass.
 
     The function takes the model and its validated parameters and returns a
     :class:`PassResult`. Its docstring's first line is the summary
-    ``graphkit passes`` shows.
+    ``graphkit passes`` shows. ``warm_up``, if given, is called with the
+    parameters before a recipe imports its source (see :attr:`Pass.warm_up`).
 
     Example::
 
@@ -152,7 +160,7 @@ def graph_pass(
         problems = pass_definition_problems(name, params, function)
         if problems:
             raise PluginError(f"pass {name!r} ({_where(function)}): {'; '.join(problems)}")
-        return Pass(name=name, params=params, function=function)
+        return Pass(name=name, params=params, function=function, warm_up=warm_up)
 
     return decorate
 

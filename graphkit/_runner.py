@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import onnx_ir as ir
 
-from graphkit import _onnx_tools
 from graphkit._errors import GraphkitError, ParityError, PassError, RecipeError
 from graphkit._frontends import Imported, ReferenceRunner, SourceContext
 from graphkit._inspect import Signature, real_inputs
@@ -92,9 +91,7 @@ def apply(
     if recipe.source is None:
         raise RecipeError(f"{recipe.file}: no source: give source.path in the recipe or --source")
 
-    if recipe.steps:
-        # Passes hand onnx's C++ tools to a helper process; let it start while the model loads.
-        _onnx_tools.prestart()
+    recipe.warm_up()  # helper processes start while the model loads
     with tempfile.TemporaryDirectory(prefix="graphkit-") as tmp:
         workdir = Path(tmp)
         src = recipe.source
@@ -200,6 +197,7 @@ class _Checkpoints:
         try:
             result = verifier.compare("the result", OrtModel(final_path))
         except ParityError as error:
+            verifier.wait()  # a reference that failed is to blame first, not a pass
             if not self.per_pass:
                 raise
             unrunnable = str(error)  # the checkpoints below say which pass caused it

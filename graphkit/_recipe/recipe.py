@@ -7,6 +7,7 @@ problem found is reported at once, each with ``FILE:LINE:COL: path: message``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
@@ -105,6 +106,31 @@ class Recipe:
     plugins: Plugins
     verify: VerifyOptions | None = None
     verify_inputs: Path | None = None  # verify.inputs, resolved against the recipe's folder
+    # Set once warm_up has run (a list: the recipe itself is frozen).
+    _warmed: list[bool] = dataclasses.field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
+
+    def warm_up(self) -> None:
+        """Start what the passes will need, once, so it overlaps whatever runs next.
+
+        That is onnx's helper process (most passes call onnx's C++ tools
+        there) and each pass's own warm-up (see :attr:`graphkit.Pass.warm_up`).
+        Call it as early as possible: it imports no framework, not even onnx.
+        """
+        if self._warmed or not self.steps:
+            return
+        self._warmed.append(True)
+        from graphkit import _onnx_tools
+
+        _onnx_tools.prestart()
+        for step in self.steps:
+            if step.pass_.warm_up is None:
+                continue
+            # Only a head start: a pass whose warm-up fails meets the problem again
+            # when it runs, and reports it then.
+            with contextlib.suppress(Exception):
+                step.pass_.warm_up(step.params)
 
 
 class _Problems:

@@ -30,24 +30,33 @@ class EngineFailed(Exception):
     """
 
 
-def run_engine(name: EngineName, proto: onnx.ModelProto, params: SimplifyParams) -> onnx.ModelProto:
+def run_engine(
+    name: EngineName,
+    proto: onnx.ModelProto,
+    params: SimplifyParams,
+    given_valid: Callable[[], bool] | None = None,
+) -> onnx.ModelProto:
     """Simplify ``proto`` with the engine ``name``; the engine may change ``proto``.
+
+    ``given_valid`` tells whether onnx's checker accepts the model given, and
+    is asked only when it refuses the result; by default ``proto`` is checked
+    before the engine runs.
 
     Raises:
         EngineFailed: naming what went wrong, in one line.
     """
-    was_valid = _checker_problem(proto) is None
+    if given_valid is None:
+        was_valid = checker_problem(proto) is None
+        given_valid = lambda: was_valid  # noqa: E731
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            result = _RUNNERS[name](proto, params)
+        result = _RUNNERS[name](proto, params)
     except EngineFailed:
         raise
     except Exception as error:
         raise EngineFailed(f"failed: {type(error).__name__}: {_one_line(error)}") from error
-    if was_valid:
-        problem = _checker_problem(result)
-        if problem:
-            raise EngineFailed(f"wrote a model onnx's checker refuses: {problem}")
+    problem = checker_problem(result)
+    if problem and given_valid():
+        raise EngineFailed(f"wrote a model onnx's checker refuses: {problem}")
     problem = _bad_bias(result.graph)
     if problem:
         raise EngineFailed(f"wrote {problem}")
@@ -106,13 +115,16 @@ def _onnxslim(proto: onnx.ModelProto, params: SimplifyParams) -> onnx.ModelProto
             "weight_tying",
         ]
     patterns = [] if params.fuse_bn else ["FusionConvBN", "FusionConvTransposeBN"]
-    result = onnxslim.slim(
-        proto,
-        skip_optimizations=skipped or None,
-        skip_fusion_patterns=patterns or None,
-        no_shape_infer=not params.shape_inference,
-        size_threshold=_bytes(params.tensor_size_threshold),
-    )
+    # onnxslim prints its own summary; the pass's notes say what happened. (Only
+    # here: onnxsim runs meanwhile, in a thread, and prints in its own process.)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        result = onnxslim.slim(
+            proto,
+            skip_optimizations=skipped or None,
+            skip_fusion_patterns=patterns or None,
+            no_shape_infer=not params.shape_inference,
+            size_threshold=_bytes(params.tensor_size_threshold),
+        )
     if result is None:
         raise EngineFailed("returned no model")
     return result
@@ -135,7 +147,8 @@ def _bytes(size: str) -> int:
     return int(float(text))
 
 
-def _checker_problem(proto: onnx.ModelProto) -> str | None:
+def checker_problem(proto: onnx.ModelProto) -> str | None:
+    """What onnx's checker finds wrong with ``proto``, in one line, or None."""
     import onnx
 
     from graphkit import _onnx_tools

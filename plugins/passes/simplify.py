@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+import concurrent.futures
+import threading
+from typing import TYPE_CHECKING, Literal, Union
 
 from pydantic import Field
 
@@ -88,7 +90,15 @@ class SimplifyParams(Params):
     )
 
 
-@graph_pass("simplify", SimplifyParams)
+def _start_onnxsim(params: SimplifyParams) -> None:
+    """Start onnxsim's helper process, whose import takes about a second, ahead of the pass."""
+    from graphkit import _onnx_tools
+
+    if params.engine != "onnxslim":
+        _onnx_tools.prestart("onnxsim")
+
+
+@graph_pass("simplify", SimplifyParams, warm_up=_start_onnxsim)
 def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
     """Simplify the graph with onnxsim or onnxslim, keeping its inputs and outputs exactly.
 
@@ -118,8 +128,8 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
     and at most 138 MiB of memory; onnxsim's own command line on the same file
     (with --save-as-external-data; it loads every weight) took 77 s and 12.6 GiB.
     """
-    from graphkit_plugins._common.output_check import outputs_differ
-    from graphkit_plugins._common.simplify_engines import ENGINES, EngineFailed
+    from graphkit_plugins._common.output_check import OutputCheck, same_computation
+    from graphkit_plugins._common.simplify_engines import ENGINES
 
     from graphkit._inspect import Signature
     from graphkit._modelio.proto import to_proto, weights_held_back
@@ -144,42 +154,57 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
         raise PassError(f"the graph cannot be sorted: {error}") from None
 
     checks = params.check_n if params.check_n is not None else int(size <= COMPARE_BYTES)
-    original = to_proto(model) if checks and not hold else None
+    original = None if hold else to_proto(model)
     engines = ENGINES if params.engine == "auto" else (params.engine,)
     every = params.engine == "auto" and size <= TRY_EVERY_ENGINE_BYTES
+    valid = _given_valid(model, original)
+    if every and not hold and len(engines) > 1:
+        outcomes = _run_together(model, engines, params, valid)
+    else:
+        outcomes = _run_in_turn(model, engines, params, hold, valid, every=every)
     results: dict[str, ir.Model] = {}
     failures: dict[str, str] = {}
-    for name in engines:
-        if results and not every:
-            break
-        try:
-            result = _simplified(model, name, params, hold)
-        except EngineFailed as error:
-            failures[name] = str(error)
+    for name, outcome in outcomes.items():
+        if isinstance(outcome, str):
+            failures[name] = outcome
             continue
-        got = _interface(result, drop=set())
+        got = _interface(outcome, drop=set())
         if got != expected:
             failures[name] = f"changed the model's interface: {_difference(expected, got)}"
-            continue
-        if original is not None:
-            problem = outputs_differ(original, to_proto(result), checks)
-            if problem:
-                failures[name] = f"changed what the model computes: {problem}"
-                continue
-        results[name] = result
-    if not results:
-        raise PassError("; ".join(f"{n} {reason}" for n, reason in failures.items()))
+        else:
+            results[name] = outcome
+    # The fewest nodes win, onnxsim on a tie. Only the winner's outputs are compared
+    # with the model's; a result holding the same graph computes the same and is not run.
     counts = {name: len(result.graph) for name, result in results.items()}
-    chosen = min(results, key=lambda name: (counts[name], engines.index(name)))
-    result = results[chosen]
-    notes = [f"{chosen} simplified the graph: {len(model.graph)} -> {counts[chosen]} nodes"]
-    notes += [f"{n} not used: it left {c} nodes" for n, c in counts.items() if n != chosen]
+    ranked = sorted(results, key=lambda name: (counts[name], engines.index(name)))
+    check = OutputCheck(original, checks) if original is not None and checks else None
+    chosen = unchanged = None
+    for name in ranked:
+        proto = to_proto(results[name]) if original is not None else None
+        if proto is not None and same_computation(original, proto):
+            chosen, unchanged = name, True
+            break
+        problem = check.problem(proto) if check is not None else None
+        if problem:
+            failures[name] = f"changed what the model computes: {problem}"
+            continue
+        chosen, unchanged = name, False
+        break
+    if chosen is None:
+        raise PassError("; ".join(f"{n} {reason}" for n, reason in failures.items()))
+    result = model if unchanged else results[chosen]
+    if unchanged:
+        notes = [f"{chosen} left the graph as it was"]
+    else:
+        notes = [f"{chosen} simplified the graph: {len(model.graph)} -> {counts[chosen]} nodes"]
+    left = {n: c for n, c in counts.items() if n != chosen and n not in failures}
+    notes += [f"{n} not used: it left {c} nodes" for n, c in left.items()]
     notes += [f"{n} not used: it {reason}" for n, reason in failures.items()]
     notes += [
         f"{n} not tried: past {TRY_EVERY_ENGINE_BYTES // 2**20} MiB of tensors auto keeps "
         f"the first engine that succeeds (engine: {n} runs it)"
         for n in engines
-        if n not in results and n not in failures
+        if n not in outcomes
     ]
     if hold:
         held = weights_held_back(model)
@@ -199,29 +224,113 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
     return PassResult(result, modified=modified, notes=notes)
 
 
-def _simplified(model: ir.Model, engine: str, params: SimplifyParams, hold: bool) -> ir.Model:
-    """The model simplified by ``engine``, as a new model.
+def _given_valid(model: ir.Model, proto: onnx.ModelProto | None) -> Callable[[], bool]:
+    """Whether onnx's checker accepts ``model`` (or ``proto``, the same model), asked once.
 
-    Raises:
-        EngineFailed: the engine failed, or wrote a model it should not have.
+    An engine's result must pass the checker when the model given did, so
+    the model is checked only when a result fails, and at most once.
     """
-    from graphkit_plugins._common.simplify_engines import run_engine
+    from graphkit_plugins._common.simplify_engines import checker_problem
+
+    from graphkit._modelio.proto import call_on_graph
+
+    lock = threading.Lock()
+    found: list[bool] = []
+
+    def valid() -> bool:
+        with lock:
+            if not found:
+                problems: list[str | None] = []
+                if proto is not None:
+                    problems.append(checker_problem(proto))
+                else:  # past 2 GiB: the checker sees the graph with the weights held back
+                    check = lambda p: problems.append(checker_problem(p))  # noqa: E731
+                    call_on_graph(model, check, rebuild=False)
+                found.append(problems[0] is None)
+            return found[0]
+
+    return valid
+
+
+#: An engine's result, or one line on why there is none.
+Outcome = Union["ir.Model", str]
+
+
+def _run_together(
+    model: ir.Model, engines: tuple[str, ...], params: SimplifyParams, valid: Callable[[], bool]
+) -> dict[str, Outcome]:
+    """Every engine's outcome: onnxsim works in its helper process while the others run here.
+
+    Every engine gets its proto from this thread: serialising swaps tensors
+    in the model for a moment, which two threads must not do at once.
+    """
+    from graphkit._modelio.proto import to_proto
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        futures = {
+            name: pool.submit(_outcome, model, name, params, False, valid, to_proto(model))
+            for name in engines
+            if name == "onnxsim"
+        }
+        outcomes = {
+            name: _outcome(model, name, params, False, valid)
+            for name in engines
+            if name not in futures
+        }
+        outcomes.update((name, future.result()) for name, future in futures.items())
+    return {name: outcomes[name] for name in engines}
+
+
+def _run_in_turn(
+    model: ir.Model,
+    engines: tuple[str, ...],
+    params: SimplifyParams,
+    hold: bool,
+    valid: Callable[[], bool],
+    *,
+    every: bool,
+) -> dict[str, Outcome]:
+    """The engines' outcomes in turn; unless ``every``, up to the first that gives a result."""
+    outcomes: dict[str, Outcome] = {}
+    for name in engines:
+        outcomes[name] = _outcome(model, name, params, hold, valid)
+        if not every and not isinstance(outcomes[name], str):
+            break
+    return outcomes
+
+
+def _outcome(
+    model: ir.Model,
+    engine: str,
+    params: SimplifyParams,
+    hold: bool,
+    valid: Callable[[], bool],
+    proto: onnx.ModelProto | None = None,
+) -> Outcome:
+    """The model simplified by ``engine``, as a new model, or why the engine gave none.
+
+    ``proto`` is the model serialised, if the caller has done so already.
+    """
+    from graphkit_plugins._common.simplify_engines import EngineFailed, run_engine
 
     from graphkit._modelio.proto import call_on_graph, from_proto, to_proto
 
     def call(proto: onnx.ModelProto) -> onnx.ModelProto:
         return _with_weight_inputs(
-            proto, params.fold_weight_inputs, lambda p: run_engine(engine, p, params)
+            proto, params.fold_weight_inputs, lambda p: run_engine(engine, p, params, valid)
         )
 
-    if hold:
+    try:
+        if not hold:
+            return from_proto(call(proto if proto is not None else to_proto(model)))
         result = call_on_graph(model, call, rebuild=True)
-        assert result is not None
-        if params.fold_weight_inputs:
-            # Held-back weights reached the engine as plain inputs; drop them now.
-            _drop_weight_inputs(result)
-        return result
-    return from_proto(call(to_proto(model)))
+    except EngineFailed as error:
+        return str(error)
+    assert result is not None
+    if params.fold_weight_inputs:
+        # Held-back weights reached the engine as plain inputs; drop them now.
+        _drop_weight_inputs(result)
+    return result
 
 
 def _with_weight_inputs(

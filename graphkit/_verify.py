@@ -8,7 +8,6 @@ matched by position, so a renamed output is still compared with its source.
 
 from __future__ import annotations
 
-import concurrent.futures
 import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
@@ -236,41 +235,15 @@ class Verifier:
             )
         self.adapters = list(adapters)
         self.input_sets = _input_sets(options, final_inputs, self.source_inputs, real_inputs)
-        self._applied = len(self.adapters)
-        self._expected: list[dict[str, np.ndarray]] | None = None
-        # The reference (TensorFlow, torch) runs in the background meanwhile, while
-        # ONNX Runtime loads and runs the models to compare; both free the GIL.
-        pool = concurrent.futures.ThreadPoolExecutor(1, "graphkit-reference")
-        self._reference = pool.submit(self._run_reference, reference, self._inputs_at(0))
-        pool.shutdown(wait=False)  # the thread ends with its one job
-
-    def _run_reference(
-        self, reference: ReferenceRunner, input_sets: list[dict[str, np.ndarray]]
-    ) -> list[dict[str, np.ndarray]]:
-        outputs = [_as_arrays(reference(feeds)) for feeds in input_sets]
-        for given in outputs:
-            missing = [n for n in self.source_outputs if n not in given]
+        # What the source gives; ``expected`` is that as the final model should give it.
+        self.reference_outputs = [_as_arrays(reference(feeds)) for feeds in self._inputs_at(0)]
+        for outputs in self.reference_outputs:
+            missing = [n for n in self.source_outputs if n not in outputs]
             if missing:
                 raise ParityError(
                     f"the reference gave no output named {', '.join(map(repr, missing))}"
                 )
-        return outputs
-
-    def wait(self) -> None:
-        """Wait for the reference to finish; raises what the reference raised."""
-        self._reference.result()
-
-    @property
-    def reference_outputs(self) -> list[dict[str, np.ndarray]]:
-        """What the source gives on each input set; raises what the reference raised."""
-        return self._reference.result()
-
-    @property
-    def expected(self) -> list[dict[str, np.ndarray]]:
-        """The reference's outputs as the model being compared should give them."""
-        if self._expected is None:
-            self._expected = self._expected_at(self._applied)
-        return self._expected
+        self.expected = self._expected_at(len(self.adapters))
 
     def describe(self) -> str:
         o = self.options
@@ -345,7 +318,7 @@ class Verifier:
         """This verifier for a checkpoint taken after the first ``applied`` adapters."""
         stage = copy.copy(self)
         stage.input_sets = self._inputs_at(applied)
-        stage._applied, stage._expected = applied, None
+        stage.expected = self._expected_at(applied)
         stage.adapters = self.adapters[:applied]
         return stage
 

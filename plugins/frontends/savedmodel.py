@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import os
 import re
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,11 +146,8 @@ def import_tensorflow(path: Path) -> _Modules:
     # TensorFlow's C++ start-up chatter (CUDA probing on machines without a GPU,
     # oneDNN notices) is noise here; a user can still set the variable lower.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # Once TensorFlow is in, nothing loads that logs; and the reference calls this
-    # from a thread while others may write to stderr, so leave the descriptor alone.
-    hidden = native_stderr_hidden() if "tensorflow" not in sys.modules else contextlib.nullcontext()
     try:
-        with hidden:
+        with native_stderr_hidden():
             import tensorflow as tf
             import tf2onnx
             from tensorflow.core.protobuf import saved_model_pb2

@@ -167,7 +167,6 @@ def test_the_reference_gets_the_source_form_of_the_samples() -> None:
         None,
         [result.adapter],
     )
-    assert len(verifier.reference_outputs) == 2  # the reference has run, in the background
     samples = [feeds["input_1"] for feeds in verifier.input_sets]
     assert [(s.dtype, s.shape) for s in samples] == [(np.uint8, (1, 3, 8, 8))] * 2
     assert min(s.min() for s in samples) == 0 and max(s.max() for s in samples) == 255

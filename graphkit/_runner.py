@@ -53,6 +53,8 @@ class ApplyResult:
     output: Path | None
     steps: list[StepReport]
     parity: ParityReport | None = None  # the final model against the reference, if verified
+    #: Wall-clock seconds of each phase that ran: import, passes, verify, save.
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def apply(
@@ -92,6 +94,7 @@ def apply(
         raise RecipeError(f"{recipe.file}: no source: give source.path in the recipe or --source")
 
     recipe.warm_up()  # helper processes start while the model loads
+    clock = _Clock()
     with tempfile.TemporaryDirectory(prefix="graphkit-") as tmp:
         workdir = Path(tmp)
         src = recipe.source
@@ -99,6 +102,7 @@ def apply(
         context = SourceContext(recipe_dir=recipe.base_dir, workdir=workdir / "frontend")
         context.workdir.mkdir()
         imported = src.frontend.load(src.path, src.options, context)
+        clock.lap("import")
         model = imported.model
         for note in imported.notes:
             say(f"  note: {note}")
@@ -119,17 +123,38 @@ def apply(
             if report.modified and checkpoints.per_pass:
                 checkpoints.add(model, f"{step.label} ({step.place})")
 
-        parity, failure = checkpoints.verify(model, say) if recipe.verify else (None, None)
+        clock.lap("passes")
+        parity, failure = None, None
+        if recipe.verify:
+            parity, failure = checkpoints.verify(model, say)
+            clock.lap("verify")
         if recipe.output is not None and (failure is None or keep_failed):
             for note in save(model, recipe.output, recipe.save):
                 say(f"  note: {note}")
             say(f"wrote {recipe.output}")
+            clock.lap("save")
         if failure is not None:
             kept = (
                 f"; the output was kept at {recipe.output}" if keep_failed and recipe.output else ""
             )
             raise ParityError(failure + kept)
-    return ApplyResult(model=model, output=recipe.output, steps=reports, parity=parity)
+    say("time: " + ", ".join(f"{phase} {seconds:.2f}s" for phase, seconds in clock.laps.items()))
+    return ApplyResult(
+        model=model, output=recipe.output, steps=reports, parity=parity, seconds=clock.laps
+    )
+
+
+class _Clock:
+    """Wall-clock seconds between laps, by the name of the phase each lap ends."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.laps[phase] = now - self._last
+        self._last = now
 
 
 class _Checkpoints:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -63,6 +64,9 @@ def test_cli_applies_the_readme_recipe(project: Path, in_other_dir: Path, capsys
     assert "input  input_1 float32[unk__127,8,8,3] -> input float32[unk__127,8,8,3]" in out
     assert "opset: 13 -> 17" in out
     assert f"wrote {project / 'build' / 'model.onnx'}" in out
+    # The last line says where the run's time went, phase by phase.
+    last = out.splitlines()[-1]
+    assert re.fullmatch(r"time: import [\d.]+s, passes [\d.]+s, save [\d.]+s", last), last
 
 
 def test_library_does_the_same(project: Path, in_other_dir: Path) -> None:
@@ -86,6 +90,8 @@ def test_library_applies_a_recipe_file(project: Path, in_other_dir: Path) -> Non
         "simplify",
         "set_opset",
     ]
+    assert list(result.seconds) == ["import", "passes", "save"]
+    assert all(seconds >= 0 for seconds in result.seconds.values())
     assert_converted(result.output, project / "model.onnx")
 
 

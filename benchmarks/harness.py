@@ -27,6 +27,10 @@ TIME = "/usr/bin/time"
 #: Set on some machines for old OpenBLAS builds; they slow a current numpy, so the
 #: benchmark's commands (both sides alike) run without them.
 OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+#: Set on some machines so that Python writes no .pyc files. An installed package
+#: has its .pyc files from the install, but graphkit's editable install would then
+#: compile its sources on every run, which no user's install does.
+UNSET_VARIABLES = (*OPENBLAS_VARIABLES, "PYTHONDONTWRITEBYTECODE")
 
 
 @dataclasses.dataclass
@@ -67,7 +71,7 @@ class Failed(Exception):
 
 def command_environment() -> dict[str, str]:
     """The variables the measured commands run with."""
-    return {k: v for k, v in os.environ.items() if k not in OPENBLAS_VARIABLES}
+    return {k: v for k, v in os.environ.items() if k not in UNSET_VARIABLES}
 
 
 def run_command(
@@ -235,7 +239,9 @@ def report(results: list[Results], runs: int, machine: list[str], about: str = "
             "Written by `python benchmarks/run.py`. Each ratio is graphkit's median time over "
             f"the alternative's, the two run alternately {runs} times each in one session "
             "(fewer where a note says so); below 1 graphkit is faster. Peak memory is the "
-            "largest resident set of the command's processes." + (f" {about}" if about else ""),
+            "largest resident set of the command's processes. Both sides run without "
+            f"{', '.join(UNSET_VARIABLES)} (see benchmarks/harness.py)."
+            + (f" {about}" if about else ""),
             "",
             *tables(results),
             "",

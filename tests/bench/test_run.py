@@ -5,7 +5,10 @@ No timings are asserted; the suite itself is ``python benchmarks/run.py``.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+import pytest
 
 from benchmarks.environments import Environment, file_hash, off_pins, pins, reusable
 from benchmarks.figures import pass_seconds
@@ -106,3 +109,26 @@ def test_the_pass_times_graphkit_reports_are_read_from_its_log() -> None:
         "wrote out.onnx\n"
     )
     assert pass_seconds(log) == {"rename_io": 0.0, "fix_dims": 0.65}
+
+
+def test_time_spent_splits_the_last_run_by_graphkit_s_own_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks import figures
+    from benchmarks.harness import Measure
+
+    monkeypatch.setattr(figures, "WORK", tmp_path)
+    env = Environment.of(Path(sys.executable), "here", "here")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / f"{env.log('run')}.log").write_text(
+        "[1/2] rename_io: 5 -> 5 nodes (0.01s)\n"
+        "[2/2] fix_dims: 5 -> 5 nodes (0.20s)\n"
+        "wrote out.onnx\n"
+        "time: import 0.30s, passes 0.21s, save 0.05s\n"
+    )
+    text = figures.time_spent(env, "run", [Measure(9.0, 0), Measure(1.0, 0)])
+    assert text == (
+        "Where graphkit's last run (1.00 s) went: start-up, imports and exit 0.44 s; "
+        "the source's import 0.30 s; passes 0.21 s (rename_io 0.01 s, fix_dims 0.20 s); "
+        "save 0.05 s."
+    )

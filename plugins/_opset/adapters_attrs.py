@@ -2,11 +2,14 @@
 
 Shape 15 took ``start``/``end``, Reshape 14 ``allowzero``, RoiAlign 16
 ``coordinate_transformation_mode``, BatchNormalization 14 ``training_mode``
-(and 15 separate types for scale and statistics). onnx's converter has no
+(and 15 separate types for scale and statistics), ArgMax/ArgMin 12
+``select_last_index``, GatherND 12 ``batch_dims``. onnx's converter has no
 downward adapter for any of them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import onnx_ir as ir
@@ -102,7 +105,32 @@ def _cast(node: ir.Node, target: int) -> None:
     check_types(node, target, extra=extra)
 
 
+def _neutral_attribute(name: str, meaning: str) -> Callable[[ir.Node, int], None]:
+    """An adapter dropping attribute ``name`` at its default 0, refusing any other value."""
+
+    def rewrite(node: ir.Node, target: int) -> None:
+        value = int_attribute(node, name, 0)
+        if value != 0:
+            raise refuse(
+                node, f"{name}={value} {meaning}, which {node.op_type} at opset {target} cannot"
+            )
+        node.attributes.pop(name, None)
+        check_types(node, target)
+
+    return rewrite
+
+
 RULES: tuple[Rule, ...] = (
+    Rule(
+        frozenset({"ArgMax", "ArgMin"}),
+        lambda since, target: since >= 12 and 11 <= target < 12,
+        _neutral_attribute("select_last_index", "picks the last of equal values"),
+    ),
+    Rule(
+        frozenset({"GatherND"}),
+        lambda since, target: since >= 12 and target == 11,
+        _neutral_attribute("batch_dims", "gathers per batch"),
+    ),
     Rule(frozenset({"Shape"}), down_across(15), _shape),
     Rule(frozenset({"Cast"}), down_across(19), _cast),
     Rule(frozenset({"CastLike"}), lambda since, target: since >= 19 and 15 <= target < 19, _cast),

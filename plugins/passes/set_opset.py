@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 # adapts Softmax and LogSoftmax upwards but not downwards, and Hardmax in
 # neither direction, so crossing 13 would silently change what the node
 # computes unless ``axis`` is the last axis, where both meanings agree.
+# Going down, graphkit's adapters move the axis last; going up, Hardmax is
+# refused.
 _AXIS_MEANING_CHANGED_IN_13 = {
     "Softmax": "down",
     "LogSoftmax": "down",
@@ -338,12 +340,17 @@ def _meaning_hazards(model: ir.Model, current: int, target: int) -> list[str]:
     """Nodes whose meaning the converter would change between ``current`` and ``target``."""
     if min(current, target) >= 13 or max(current, target) < 13:
         return []
+    import onnx
+
     direction = "down" if target < current else "up"
     hazards = []
     for graph in model.graphs():
         for node in graph:
             risky = _AXIS_MEANING_CHANGED_IN_13.get(node.op_type)
             if node.domain not in ("", "ai.onnx") or risky not in (direction, "both"):
+                continue
+            since = onnx.defs.get_schema(node.op_type, current, "").since_version
+            if _adapter_for(node.op_type, since, target) is not None:
                 continue
             attribute = node.attributes.get("axis")
             axis = attribute.as_int() if attribute is not None else (1 if current < 13 else -1)

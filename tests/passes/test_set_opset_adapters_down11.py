@@ -1,0 +1,182 @@
+"""set_opset down to opset 11: versions 12 and 13 that only added types, and what 12/13 changed."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from graphkit_plugins._opset import adapters_types
+
+from graphkit._modelio.proto import to_proto
+from tests.models import as_ir, random_input, run
+from tests.passes.test_set_opset_adapters import (
+    assert_parity,
+    model,
+    ops,
+    refusal,
+    set_opset,
+)
+
+# Versions after 11 that only allowed more types (12 read one by one, 13 by the rule).
+
+
+def test_reviewed_versions_before_13_are_types_only() -> None:
+    table = adapters_types.types_only_versions()
+    assert {("Max", 12), ("Min", 12), ("ReduceMax", 12), ("Clip", 12), ("Mod", 13)} <= table
+    assert {("Erf", 13), ("ScatterElements", 13), ("ScatterND", 13)} <= table
+    # Not reviewed, or more than types: Max 8 brought broadcasting, MaxPool 12 new text.
+    assert not {("Max", 8), ("MaxPool", 12), ("Mod", 28), ("ScatterND", 18)} & table
+
+
+@pytest.mark.parametrize(
+    ("opset", "body"),
+    [
+        (13, "y = Max (x, x2)"),
+        (13, "y = Min (x, x2)"),
+        (13, "y = Erf (x)"),
+        (13, "y = Clip (x, lo, hi)"),
+        (13, "y = ReduceMax <axes = [1], keepdims = 1> (x)"),
+        (17, "y = ReduceMin <axes = [-1], keepdims = 1> (x)"),
+        (23, "y = Mod <fmod = 1> (x, x2)"),
+    ],
+    ids=["max", "min", "erf", "clip", "reduce_max", "reduce_min", "mod"],
+)
+def test_an_op_whose_versions_after_11_only_added_types_goes_down_to_11(
+    opset: int, body: str
+) -> None:
+    source = model(
+        opset,
+        "(float[2, 3] x, float[2, 3] x2) => (float[2, y1] y)",
+        "lo = Constant <value = float {-0.2}> ()\nhi = Constant <value = float {0.3}> ()\n" + body,
+    )
+    feeds = {"x": random_input((2, 3)) - 0.5, "x2": random_input((2, 3), seed=1) + 0.5}
+    assert_parity(source, 11, feeds)
+
+
+def test_an_integer_mod_goes_down_to_11() -> None:
+    source = model(23, "(int32[4] a, int32[4] b) => (int32[4] y)", "y = Mod (a, b)")
+    feeds = {"a": np.array([7, -7, 7, -7], np.int32), "b": np.array([3, 3, -3, -3], np.int32)}
+    assert_parity(source, 11, feeds)
+
+
+def test_scatter_elements_13_goes_down_to_11() -> None:
+    source = model(
+        13,
+        "(float[3, 3] x, int64[1, 2] i, float[1, 2] u) => (float[3, 3] y)",
+        "y = ScatterElements <axis = 1> (x, i, u)",
+    )
+    feeds = {"x": random_input((3, 3)), "i": np.array([[1, 0]]), "u": random_input((1, 2), 1)}
+    assert_parity(source, 11, feeds)
+
+
+def test_an_integer_max_is_refused_at_11() -> None:
+    # Max took integers from 12 on.
+    source = model(13, "(int32[3] a, int32[3] b) => (int32[3] y)", "y = Max (a, b)")
+    assert "is int32, which Max does not accept at opset 11" in refusal(source, 11)
+
+
+# Mod 28 took floats with fmod=0.
+
+
+def test_mod_28_of_integers_goes_down_to_11() -> None:
+    source = model(28, "(int64[4] a, int64[4] b) => (int64[4] y)", "y = Mod (a, b)")
+    feeds = {"a": np.array([7, -7, 7, -7]), "b": np.array([3, 3, -3, -3])}
+    assert_parity(source, 11, feeds)
+
+
+def test_mod_28_of_floats_with_fmod_0_is_refused_at_11() -> None:
+    source = model(28, "(float[4] a, float[4] b) => (float[4] y)", "y = Mod (a, b)")
+    assert refusal(source, 11).endswith(
+        "input 0 is float with fmod=0, a floored remainder that Mod at opset 11 computes "
+        "for integers only"
+    )
+
+
+# Pow 12 let the exponent take another type than the base.
+
+
+def test_pow_of_one_float_type_goes_down_to_11() -> None:
+    source = model(15, "(float[2, 3] x, float[3] e) => (float[2, 3] y)", "y = Pow (x, e)")
+    feeds = {"x": random_input((2, 3)) + 0.5, "e": np.array([0.5, 2.0, -1.0], np.float32)}
+    assert_parity(source, 11, feeds)
+
+
+def test_pow_with_an_integer_exponent_is_refused_at_11() -> None:
+    source = model(15, "(float[3] x, int32[3] e) => (float[3] y)", "y = Pow (x, e)")
+    assert "input 1 ('Y') is int32, which Pow does not accept at opset 11" in refusal(source, 11)
+
+
+# ArgMax/ArgMin 12 select_last_index, GatherND 12 batch_dims.
+
+
+@pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
+def test_arg_max_without_select_last_index_goes_down_to_11(op: str) -> None:
+    source = model(
+        13,
+        "(float[3, 4] x) => (int64[3, 1] y)",
+        f"y = {op} <axis = -1, select_last_index = 0> (x)",
+    )
+    converted = assert_parity(source, 11, {"x": random_input((3, 4))})
+    assert [a.name for a in converted.graph.node[0].attribute] == ["axis"]
+
+
+def test_arg_max_selecting_the_last_index_is_refused_at_11() -> None:
+    source = model(
+        13, "(float[3, 4] x) => (int64[1, 4] y)", "y = ArgMax <select_last_index = 1> (x)"
+    )
+    assert "select_last_index=1 picks the last of equal values" in refusal(source, 11)
+
+
+def test_gather_nd_without_batch_dims_goes_down_and_with_them_is_refused() -> None:
+    signature = "(float[2, 2, 2] x, int64[2, 1] i) => (float[2, 2, 2] y)"
+    source = model(13, signature, "y = GatherND (x, i)")
+    assert_parity(source, 11, {"x": random_input((2, 2, 2)), "i": np.array([[1], [0]])})
+    batched = model(
+        13,
+        "(float[2, 2, 2] x, int64[2, 1] i) => (float[2, 2] y)",
+        "y = GatherND <batch_dims = 1> (x, i)",
+    )
+    assert "batch_dims=1 gathers per batch" in refusal(batched, 11)
+
+
+# Softmax, LogSoftmax, Hardmax: 13 normalises over 'axis' alone, 11 over every axis from it on.
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax", "Hardmax"])
+@pytest.mark.parametrize("axis", [0, 1, -2])
+def test_normalising_over_an_inner_axis_goes_down_to_11_through_transposes(
+    op: str, axis: int
+) -> None:
+    source = model(13, "(float[2, 3, 4] x) => (float[2, 3, 4] y)", f"y = {op} <axis = {axis}> (x)")
+    converted = assert_parity(source, 11, {"x": random_input((2, 3, 4))})
+    assert ops(converted) == ["Transpose", op, "Transpose"]
+    assert converted.graph.output[0].name == "y"
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax", "Hardmax"])
+def test_normalising_over_the_default_last_axis_goes_down_to_11(op: str) -> None:
+    # 11's default axis is 1, so the node must say which axis it means.
+    source = model(13, "(float[2, 3, 4] x) => (float[2, 3, 4] y)", f"y = {op} (x)")
+    converted = assert_parity(source, 11, {"x": random_input((2, 3, 4))})
+    assert ops(converted) == [op]
+
+
+def unknown_rank(op: str) -> onnx.ModelProto:
+    source = model(13, "(float[2, 3] x) => (float[2, 3] y)", f"y = {op} <axis = 1> (x)")
+    for value in (source.graph.input[0], source.graph.output[0]):
+        value.type.tensor_type.ClearField("shape")
+    return source
+
+
+def test_hardmax_over_an_inner_axis_of_unknown_rank_is_refused() -> None:
+    assert "the rank of input 0 is unknown, so axis 1 cannot be moved last" in refusal(
+        unknown_rank("Hardmax"), 11
+    )
+
+
+def test_softmax_over_an_inner_axis_of_unknown_rank_falls_back_to_its_function_body() -> None:
+    source = unknown_rank("Softmax")
+    converted = to_proto(set_opset(as_ir(source), version=11))
+    assert "Softmax" not in ops(converted)
+    feeds = {"x": random_input((2, 3, 4))}
+    np.testing.assert_allclose(run(converted, feeds)["y"], run(source, feeds)["y"], rtol=1e-6)

@@ -180,3 +180,26 @@ def test_softmax_over_an_inner_axis_of_unknown_rank_falls_back_to_its_function_b
     assert "Softmax" not in ops(converted)
     feeds = {"x": random_input((2, 3, 4))}
     np.testing.assert_allclose(run(converted, feeds)["y"], run(source, feeds)["y"], rtol=1e-6)
+
+
+# Trilu (14) has no function body: a Where over column minus row indices.
+
+
+@pytest.mark.parametrize("upper", [0, 1])
+@pytest.mark.parametrize("k", [-1, 0, 2])
+@pytest.mark.parametrize("target", [11, 13])
+def test_trilu_becomes_a_where_before_14(upper: int, k: int, target: int) -> None:
+    source = model(
+        14,
+        "(float[2, 3, 4] x, int64 k) => (float[2, 3, 4] y)",
+        f"y = Trilu <upper = {upper}> (x, k)",
+    )
+    x = random_input((2, 3, 4)) + 1.0
+    x[0, 0, 0] = np.inf
+    converted = assert_parity(source, target, {"x": x, "k": np.array(k)})
+    assert "Trilu" not in ops(converted)
+
+
+def test_trilu_without_k_keeps_the_diagonal() -> None:
+    source = model(14, "(int32[3, 3] x) => (int32[3, 3] y)", "y = Trilu <upper = 0> (x)")
+    assert_parity(source, 11, {"x": np.arange(1, 10, dtype=np.int32).reshape(3, 3)})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 from graphkit_plugins._opset.adapting import (
+    WHERE_RUNS,
     Rule,
     add_constant,
     add_node,
@@ -165,6 +166,12 @@ def _trilu(node: ir.Node, target: int) -> None:
     dtype = data.dtype if data is not None else None
     if dtype is None:
         raise refuse(node, f"the type of input 0 is unknown, and opset {target} needs a 0 of it")
+    if dtype not in WHERE_RUNS:
+        raise refuse(
+            node,
+            f"input 0 is {dtype.name.lower()}, which ONNX Runtime's Where does not select "
+            f"at opset {target}",
+        )
     upper = int_attribute(node, "upper", 1)
     k = present(node, 1) or add_constant(node, np.array(0, dtype=np.int64), "k")
 

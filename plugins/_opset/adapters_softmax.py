@@ -14,7 +14,7 @@ from graphkit_plugins._opset.adapting import (
     add_node,
     check_types,
     down_across,
-    fresh_name,
+    follow_with,
     int_attribute,
     rank,
     refuse,
@@ -46,28 +46,12 @@ def _last_axis(node: ir.Node, target: int) -> None:
     check_types(node, target)
     if axis == last:
         return
-    # Move the axis last, normalise there, and put it back; the node keeps its output.
+    # Move the axis last, normalise there, and put it back.
     order = [d for d in range(size) if d != axis] + [axis]
     back = [order.index(d) for d in range(size)]
     moved = add_node(node, "Transpose", [node.inputs[0]], "last", perm=order)
     node.replace_input_with(0, moved)
-    result = node.outputs[0]
-    graph = node.graph
-    assert graph is not None
-    # The Transpose back takes over the output's name and users; the node feeds it.
-    placeholder = ir.Value()
-    back_node = ir.Node(
-        "", "Transpose", [placeholder], [ir.AttrInt64s("perm", back)], name=fresh_name(node, "back")
-    )
-    restored = back_node.outputs[0]
-    result.replace_all_uses_with(restored, replace_graph_outputs=True)
-    name = result.name
-    result.name = fresh_name(node, "normalised")
-    restored.name = name
-    restored.type, restored.shape = result.type, result.shape
-    result.shape = None  # the node's own output is the transposed shape now
-    back_node.replace_input_with(0, result)
-    graph.insert_after(node, back_node)
+    follow_with(node, "Transpose", [], "back", perm=back)
 
 
 RULES: tuple[Rule, ...] = (

@@ -15,12 +15,15 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 from graphkit_plugins._opset.adapting import (
+    WHERE_RUNS,
     Rule,
+    add_node,
     check_types,
     down_across,
     int_attribute,
     rank,
     refuse,
+    set_inputs,
 )
 
 # Versions up to here were read against onnx's changelog: where the schema's
@@ -222,7 +225,43 @@ def _pow(node: ir.Node, target: int) -> None:
     check_types(node, target)
 
 
+def _integer_extreme(node: ir.Node, target: int) -> None:
+    """Max/Min took integers at 12; before, integers compare and select with Where."""
+    dtypes = [value.dtype if value is not None else None for value in node.inputs]
+    if not all(d is not None and d.is_integer() for d in dtypes):
+        check_types(node, target)  # floats keep the node's form
+        return
+    if any(d not in WHERE_RUNS for d in dtypes):
+        dtype = next(d for d in dtypes if d not in WHERE_RUNS)
+        raise refuse(
+            node,
+            f"input is {dtype.name.lower()}: {node.op_type} at opset {target} takes no "
+            "integers, and ONNX Runtime does not run the Where that would select them",
+        )
+    # Greater/Less and Where broadcast as Max and Min do; integers have no NaN to carry.
+    compare = "Greater" if node.op_type == "Max" else "Less"
+    inputs = list(node.inputs)
+    best = inputs[0]
+    for index, value in enumerate(inputs[1:-1], start=1):
+        better = add_node(node, compare, [value, best], f"better_{index}")
+        best = add_node(node, "Where", [better, value, best], f"best_{index}")
+    node.attributes.clear()
+    if len(inputs) == 1:
+        node.op_type = "Identity"
+        set_inputs(node, [best])
+    else:
+        better = add_node(node, compare, [inputs[-1], best], "better")
+        node.op_type = "Where"
+        set_inputs(node, [better, inputs[-1], best])
+    check_types(node, target)
+
+
 RULES: tuple[Rule, ...] = (
+    Rule(
+        frozenset({"Max", "Min"}),
+        lambda since, target: since >= 12 and 9 <= target < 12,
+        _integer_extreme,
+    ),
     Rule(frozenset({"ConstantOfShape"}), down_across(20), _constant_of_shape),
     Rule(frozenset({"Mod"}), lambda since, target: since >= 28 and target < 13, _mod),
     # Pow 1 broadcast only with its 'broadcast' attribute.

@@ -69,10 +69,26 @@ def test_scatter_elements_13_goes_down_to_11() -> None:
     assert_parity(source, 11, feeds)
 
 
-def test_an_integer_max_is_refused_at_11() -> None:
-    # Max took integers from 12 on.
-    source = model(13, "(int32[3] a, int32[3] b) => (int32[3] y)", "y = Max (a, b)")
-    assert "is int32, which Max does not accept at opset 11" in refusal(source, 11)
+@pytest.mark.parametrize("op", ["Max", "Min"])
+def test_an_integer_max_or_min_becomes_where_before_12(op: str) -> None:
+    source = model(
+        13,
+        "(int32[2, 3] a, int32[3] b, int32[2, 1] c) => (int32[2, 3] y)",
+        f"y = {op} (a, b, c)",
+    )
+    rng = np.random.default_rng(0)
+    feeds = {
+        "a": rng.integers(-9, 9, (2, 3), dtype=np.int32),
+        "b": rng.integers(-9, 9, (3,), dtype=np.int32),
+        "c": rng.integers(-9, 9, (2, 1), dtype=np.int32),
+    }
+    converted = assert_parity(source, 11, feeds)
+    assert op not in ops(converted)
+
+
+def test_an_integer_max_of_a_type_onnx_runtime_cannot_select_is_refused() -> None:
+    source = model(13, "(uint64[3] a, uint64[3] b) => (uint64[3] y)", "y = Max (a, b)")
+    assert "input is uint64: Max at opset 11 takes no integers" in refusal(source, 11)
 
 
 # Mod 28 took floats with fmod=0.
@@ -120,11 +136,20 @@ def test_arg_max_without_select_last_index_goes_down_to_11(op: str) -> None:
     assert [a.name for a in converted.graph.node[0].attribute] == ["axis"]
 
 
-def test_arg_max_selecting_the_last_index_is_refused_at_11() -> None:
+@pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
+@pytest.mark.parametrize(("axis", "keepdims"), [(1, 1), (-1, 0), (0, 1)])
+def test_arg_max_selecting_the_last_index_reverses_the_axis(
+    op: str, axis: int, keepdims: int
+) -> None:
+    out = {(1, 1): "[3, 1]", (-1, 0): "[3]", (0, 1): "[1, 4]"}[(axis, keepdims)]
     source = model(
-        13, "(float[3, 4] x) => (int64[1, 4] y)", "y = ArgMax <select_last_index = 1> (x)"
+        13,
+        f"(float[3, 4] x) => (int64{out} y)",
+        f"y = {op} <axis = {axis}, keepdims = {keepdims}, select_last_index = 1> (x)",
     )
-    assert "select_last_index=1 picks the last of equal values" in refusal(source, 11)
+    # Ties everywhere, so the first and the last index differ.
+    x = np.array([[1, 3, 3, 0], [2, 2, 2, 2], [0, 0, 5, 5]], dtype=np.float32)
+    assert_parity(source, 11, {"x": x})
 
 
 def test_gather_nd_without_batch_dims_goes_down_and_with_them_is_refused() -> None:
@@ -203,3 +228,29 @@ def test_trilu_becomes_a_where_before_14(upper: int, k: int, target: int) -> Non
 def test_trilu_without_k_keeps_the_diagonal() -> None:
     source = model(14, "(int32[3, 3] x) => (int32[3, 3] y)", "y = Trilu <upper = 0> (x)")
     assert_parity(source, 11, {"x": np.arange(1, 10, dtype=np.int32).reshape(3, 3)})
+
+
+# Dropout 12 took training_mode as an input; outside training it copies its input.
+
+
+@pytest.mark.parametrize("training", ["", ", ratio, off"])
+def test_dropout_outside_training_goes_down_to_11(training: str) -> None:
+    source = model(
+        22,
+        "(float[2, 3] x) => (float[2, 3] y, bool[2, 3] mask)",
+        "ratio = Constant <value = float {0.4}> ()\n"
+        "off = Constant <value = bool {0}> ()\n"
+        f"y, mask = Dropout (x{training})",
+    )
+    converted = assert_parity(source, 11, {"x": random_input((2, 3))})
+    assert "Dropout" not in ops(converted)
+
+
+def test_dropout_in_training_is_refused() -> None:
+    source = model(
+        22,
+        "(float[2, 3] x) => (float[2, 3] y)",
+        "ratio = Constant <value = float {0.4}> ()\non = Constant <value = bool {1}> ()\n"
+        "y = Dropout (x, ratio, on)",
+    )
+    assert "training_mode=true drops at random, which opset 11 cannot" in refusal(source, 11)

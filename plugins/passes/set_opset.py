@@ -133,10 +133,20 @@ def _convert(model: ir.Model, target: int, report: _Report, *, body: bool = Fals
 
         fold(model.graph, current)
 
+    from graphkit_plugins._opset import subgraphs
+
     plan: dict[ir.Node, str] = {}
+    held: set[ir.Node] = set()  # nodes in subgraphs graphkit converts as models of their own
     for node in default_nodes(model):
+        if node in held:
+            continue
         since = onnx.defs.get_schema(node.op_type, current, "").since_version
-        if _adapter_for(node.op_type, since, target) is not None:
+        if subgraphs.applies(node.op_type, since, target):
+            plan[node] = _SUBGRAPHS
+            for attribute in node.attributes.values():
+                if attribute.type == ir.AttributeType.GRAPH:
+                    held.update(ir.traversal.RecursiveGraphIterator(attribute.as_graph()))
+        elif _adapter_for(node.op_type, since, target) is not None:
             plan[node] = _ADAPT
         elif not exists_at(node.op_type, target) and has_body(node.op_type, current):
             plan[node] = _EXPAND
@@ -181,7 +191,11 @@ def _convert(model: ir.Model, target: int, report: _Report, *, body: bool = Fals
         elif node.domain == _EXPAND:
             node.domain = ""
             expand_node(node)
-    for domain in (_ADAPT, _EXPAND):
+        elif node.domain == _SUBGRAPHS:
+            node.domain = ""
+            subgraphs.rewrite(node, model, target, lambda m, t: _convert(m, t, report))
+            report.adapted[node.op_type] += 1
+    for domain in (_ADAPT, _EXPAND, _SUBGRAPHS):
         converted.opset_imports.pop(domain, None)
     return converted
 
@@ -260,6 +274,7 @@ def _record_types(model: ir.Model) -> None:
 #: Private domains that hide nodes from onnx's converter while it runs.
 _ADAPT = "graphkit.set_opset.adapt"
 _EXPAND = "graphkit.set_opset.expand"
+_SUBGRAPHS = "graphkit.set_opset.subgraphs"
 
 
 def _adapter_for(op_type: str, since: int, target: int) -> Adapter | None:

@@ -254,3 +254,75 @@ def test_dropout_in_training_is_refused() -> None:
         "y = Dropout (x, ratio, on)",
     )
     assert "training_mode=true drops at random, which opset 11 cannot" in refusal(source, 11)
+
+
+# If and Loop 13 and 16 only allowed sequences and optionals; onnx's converter has no
+# adapter down across them, so graphkit converts their subgraphs itself.
+
+IF_16 = """
+    ax = Constant <value = int64[1] {1}> ()
+    y = If (c) <
+        then_branch = t () => (float[2, 1] a) {
+            s = Softmax <axis = 0> (x)
+            a = ReduceSum <keepdims = 1> (s, ax)
+        },
+        else_branch = e () => (float[2, 1] b) {
+            b = ReduceMax <keepdims = 1> (x, ax)
+        }
+    >
+"""
+
+
+@pytest.mark.parametrize("target", [15, 13, 11])
+@pytest.mark.parametrize("condition", [True, False])
+def test_an_if_goes_down_across_16_and_13_with_its_branches_converted(
+    target: int, condition: bool
+) -> None:
+    source = model(18, "(bool c, float[2, 3] x) => (float[2, 1] y)", IF_16)
+    feeds = {"c": np.array(condition), "x": random_input((2, 3))}
+    converted = assert_parity(source, target, feeds)
+    branch = onnx.helper.get_attribute_value(converted.graph.node[-1].attribute[0])
+    inner = {n.op_type: n for n in branch.node}
+    if target < 13:  # the branches' nodes took their opset-11 forms
+        assert sorted(a.name for a in inner["ReduceSum"].attribute) == ["axes", "keepdims"]
+        assert "Transpose" in inner
+
+
+def test_a_loop_goes_down_across_16_with_its_body_converted() -> None:
+    source = model(
+        16,
+        "(int64 trips, float[2] x) => (float[2] total, float[3, 1, 2] each)",
+        """
+        go = Constant <value = bool {1}> ()
+        total, each = Loop (trips, go, x) <
+            body = b (int64 i, bool cond, float[2] acc)
+                => (bool out, float[2] next, float[1, 2] scan) {
+                ax = Constant <value = int64[1] {0}> ()
+                out = Identity (cond)
+                next = Add (acc, x)
+                scan = Unsqueeze (next, ax)
+            }
+        >
+        """,
+    )
+    converted = assert_parity(source, 11, {"trips": np.array(3), "x": random_input((2,))})
+    body = onnx.helper.get_attribute_value(converted.graph.node[-1].attribute[0])
+    unsqueeze = next(n for n in body.node if n.op_type == "Unsqueeze")
+    assert [a.name for a in unsqueeze.attribute] == ["axes"]
+
+
+def test_an_if_that_passes_a_sequence_is_refused_before_13() -> None:
+    source = model(
+        16,
+        "(bool c, float[2] x) => (float[2] y)",
+        """
+        s = If (c) <
+            then_branch = t () => (seq(float[2]) a) { a = SequenceConstruct (x) },
+            else_branch = e () => (seq(float[2]) b) { b = SequenceConstruct (x, x) }
+        >
+        z = Constant <value = int64 {0}> ()
+        y = SequenceAt (s, z)
+        """,
+    )
+    message = refusal(source, 11)
+    assert "If node" in message and "seq(tensor(float))" in message

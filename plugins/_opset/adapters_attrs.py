@@ -4,8 +4,8 @@ Shape 15 took ``start``/``end``, Reshape 14 ``allowzero``, RoiAlign 16
 ``coordinate_transformation_mode``, BatchNormalization 14 ``training_mode``
 (and 15 separate types for scale and statistics), ArgMax/ArgMin 12
 ``select_last_index``, GatherND 12 ``batch_dims``, Dropout 12 the
-``training_mode`` input. onnx's converter has no downward adapter for any
-of them.
+``training_mode`` input, ScatterElements/ScatterND 16 ``reduction`` (below
+13). onnx's converter has no downward adapter for any of them.
 """
 
 from __future__ import annotations
@@ -177,7 +177,24 @@ def _dropout(node: ir.Node, target: int) -> None:
     check_types(node, target)
 
 
+def _scatter(node: ir.Node, target: int) -> None:
+    """ScatterElements/ScatterND 16 took ``reduction``; at 'none' they assign as 11 and 13 do."""
+    reduction = string_attribute(node, "reduction", "none")
+    if reduction != "none":
+        raise refuse(
+            node, f"reduction {reduction!r} has no equivalent at opset {target}, which only assigns"
+        )
+    node.attributes.pop("reduction", None)
+    check_types(node, target)
+
+
 RULES: tuple[Rule, ...] = (
+    # onnx's converter takes them down to 13, and has no adapter below.
+    Rule(
+        frozenset({"ScatterElements", "ScatterND"}),
+        lambda since, target: since >= 16 and 11 <= target < 13,
+        _scatter,
+    ),
     Rule(frozenset({"Dropout"}), lambda since, target: since >= 12 and target < 12, _dropout),
     Rule(
         frozenset({"ArgMax", "ArgMin"}),

@@ -326,3 +326,27 @@ def test_an_if_that_passes_a_sequence_is_refused_before_13() -> None:
     )
     message = refusal(source, 11)
     assert "If node" in message and "seq(tensor(float))" in message
+
+
+# ScatterElements/ScatterND 16 took 'reduction'; onnx's converter stops at 13.
+
+
+@pytest.mark.parametrize("target", [12, 11])
+def test_scatter_elements_18_without_reduction_goes_down_below_13(target: int) -> None:
+    source = model(
+        18,
+        "(float[3, 3] x, int64[1, 2] i, float[1, 2] u) => (float[3, 3] y)",
+        'y = ScatterElements <axis = 1, reduction = "none"> (x, i, u)',
+    )
+    feeds = {"x": random_input((3, 3)), "i": np.array([[1, -1]]), "u": random_input((1, 2), 1)}
+    converted = assert_parity(source, target, feeds)
+    assert [a.name for a in converted.graph.node[0].attribute] == ["axis"]
+
+
+def test_scatter_nd_18_that_adds_is_refused_below_13() -> None:
+    source = model(
+        18,
+        "(float[4] x, int64[2, 1] i, float[2] u) => (float[4] y)",
+        'y = ScatterND <reduction = "add"> (x, i, u)',
+    )
+    assert "reduction 'add' has no equivalent at opset 11" in refusal(source, 11)

@@ -18,6 +18,7 @@ from graphkit_plugins._opset import (
     adapters_reduce,
     adapters_resize,
     adapters_shape,
+    adapters_softmax,
     adapters_types,
 )
 from graphkit_plugins._opset.adapting import Rule
@@ -38,6 +39,7 @@ RULES: tuple[Rule, ...] = (
     *adapters_resize.RULES,
     *adapters_pool.RULES,
     *adapters_attrs.RULES,
+    *adapters_softmax.RULES,
 )
 
 

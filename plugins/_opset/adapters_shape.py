@@ -1,8 +1,9 @@
-"""Adapters for Pad, Split, Squeeze and Unsqueeze going down to opsets that lack their newer inputs.
+"""Adapters for Pad, Split, Squeeze, Unsqueeze and Trilu going down to opsets that lack their form.
 
 Pad 18 took an ``axes`` input, Split 18 a ``num_outputs`` attribute, and
 Squeeze/Unsqueeze 13 their axes as an input. An older opset needs these as
 constants in another form, so a value the model computes is refused.
+Trilu (14) becomes a Where over a mask of column minus row indices.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 from graphkit_plugins._opset.adapting import (
+    WHERE_RUNS,
     Rule,
     add_constant,
     add_node,
@@ -19,6 +21,7 @@ from graphkit_plugins._opset.adapting import (
     drop_attributes,
     int_attribute,
     known_value,
+    present,
     rank,
     refuse,
     set_inputs,
@@ -157,7 +160,46 @@ def _squeeze(node: ir.Node, target: int) -> None:
     check_types(node, target)
 
 
+def _trilu(node: ir.Node, target: int) -> None:
+    """Trilu keeps ``x[..., i, j]`` where ``j - i >= k`` (upper) or ``<= k`` (lower), else 0."""
+    data = node.inputs[0]
+    dtype = data.dtype if data is not None else None
+    if dtype is None:
+        raise refuse(node, f"the type of input 0 is unknown, and opset {target} needs a 0 of it")
+    if dtype not in WHERE_RUNS:
+        raise refuse(
+            node,
+            f"input 0 is {dtype.name.lower()}, which ONNX Runtime's Where does not select "
+            f"at opset {target}",
+        )
+    upper = int_attribute(node, "upper", 1)
+    k = present(node, 1) or add_constant(node, np.array(0, dtype=np.int64), "k")
+
+    def scalar(number: int, purpose: str) -> ir.Value:
+        return add_constant(node, np.array(number, dtype=np.int64), purpose)
+
+    shape = add_node(node, "Shape", [data], "shape")
+    rows = add_node(node, "Gather", [shape, scalar(-2, "row_axis")], "rows")
+    columns = add_node(node, "Gather", [shape, scalar(-1, "column_axis")], "columns")
+    zero, one = scalar(0, "zero"), scalar(1, "one")
+    row = add_node(node, "Range", [zero, rows, one], "row")
+    column = add_node(node, "Range", [zero, columns, one], "column")
+    as_column = add_constant(node, np.array([-1, 1], dtype=np.int64), "as_column")
+    offset = add_node(
+        node, "Sub", [column, add_node(node, "Reshape", [row, as_column], "row_column")], "offset"
+    )
+    # upper: offset >= k, that is not (offset < k); lower: not (offset > k).
+    outside = add_node(node, "Less" if upper else "Greater", [offset, k], "outside")
+    keep = add_node(node, "Not", [outside], "keep")
+    fill = add_constant(node, np.zeros((), dtype=dtype.numpy()), "fill")
+    node.op_type = "Where"
+    node.attributes.clear()
+    set_inputs(node, [keep, data, fill])
+    check_types(node, target)
+
+
 RULES: tuple[Rule, ...] = (
+    Rule(frozenset({"Trilu"}), lambda since, target: since >= 14 and 11 <= target < 14, _trilu),
     Rule(frozenset({"Pad"}), lambda since, target: since >= 11 and target < since, _pad),
     Rule(frozenset({"Split"}), down_across(18), _split),
     Rule(frozenset({"Squeeze", "Unsqueeze"}), down_across(13), _squeeze),

@@ -15,11 +15,15 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 from graphkit_plugins._opset.adapting import (
+    WHERE_RUNS,
     Rule,
+    add_node,
     check_types,
     down_across,
+    int_attribute,
     rank,
     refuse,
+    set_inputs,
 )
 
 # Versions up to here were read against onnx's changelog: where the schema's
@@ -31,24 +35,37 @@ REVIEWED_UP_TO = 28
 # 11, for instance), not only types.
 _FIRST_TYPES_ONLY = 13
 
+# Versions before 13 read one by one against onnx's changelog and schemas:
+# same signature, same text, only integer types added (Clip 12, Max/Min 12,
+# ReduceMax/ReduceMin 12 with int8 and uint8).
+_REVIEWED_BEFORE_13 = frozenset(
+    {("Clip", 12), ("Max", 12), ("Min", 12), ("ReduceMax", 12), ("ReduceMin", 12)}
+)
+
+# Versions that dropped types a node of the newer version cannot hold, and
+# otherwise only added some: Erf 13 took bfloat16 and gave up the integer
+# types Erf 9 listed, with the same text.
+_NARROWED = frozenset({("Erf", 13)})
+
 # Same signature, but the version changed more than types: subgraphs that
-# onnx's converter must convert, new attribute values (ScatterND 'max'),
-# quantisation semantics, or Mod 28 taking floats with fmod=0.
+# onnx's converter must convert, or quantisation semantics.
 _NOT_TYPES_ONLY = frozenset(
     {
         "If",
         "Loop",
-        "Mod",
         "Scan",
         "SequenceMap",
-        "ScatterElements",
-        "ScatterND",
         "QuantizeLinear",
         "DequantizeLinear",
         "Pad",
         "Resize",
     }
 )
+
+# Same signature, one version that changed more: new attribute values
+# (ScatterElements/ScatterND 18 'max' and 'min'), Mod 28 taking floats with
+# fmod=0. Their other versions are judged like any op's.
+_NOT_TYPES_ONLY_VERSIONS = frozenset({("Mod", 28), ("ScatterElements", 18), ("ScatterND", 18)})
 
 
 def _signature(schema: onnx.defs.OpSchema) -> tuple[object, ...]:
@@ -86,15 +103,17 @@ def types_only_versions() -> frozenset[tuple[str, int]]:
             continue
         ordered = sorted(numbers)
         for before, version in itertools.pairwise(ordered):
-            if not _FIRST_TYPES_ONLY <= version <= REVIEWED_UP_TO:
+            if version > REVIEWED_UP_TO or (op, version) in _NOT_TYPES_ONLY_VERSIONS:
+                continue
+            if version < _FIRST_TYPES_ONLY and (op, version) not in _REVIEWED_BEFORE_13:
                 continue
             old, new = onnx.defs.get_schema(op, before, ""), onnx.defs.get_schema(op, version, "")
             if _signature(old) != _signature(new):
                 continue
             old_types = {c.type_param_str: set(c.allowed_type_strs) for c in old.type_constraints}
             new_types = {c.type_param_str: set(c.allowed_type_strs) for c in new.type_constraints}
-            if old_types.keys() == new_types.keys() and all(
-                old_types[k] <= new_types[k] for k in new_types
+            if old_types.keys() == new_types.keys() and (
+                (op, version) in _NARROWED or all(old_types[k] <= new_types[k] for k in new_types)
             ):
                 found.add((op, version))
     return frozenset(found)
@@ -179,8 +198,74 @@ def _identity(node: ir.Node, target: int) -> None:
     check_types(node, target)
 
 
+def _mod(node: ir.Node, target: int) -> None:
+    """Mod 28 is Mod 13 except that it takes floats with fmod=0 (a floored remainder)."""
+    if int_attribute(node, "fmod", 0) == 0:
+        for index, value in enumerate(node.inputs[:2]):
+            dtype = value.dtype if value is not None else None
+            if dtype is None or dtype.is_floating_point():
+                kind = "of unknown type" if dtype is None else dtype.name.lower()
+                raise refuse(
+                    node,
+                    f"input {index} is {kind} with fmod=0, a floored remainder that Mod at "
+                    f"opset {target} computes for integers only",
+                )
+    check_types(node, target)
+
+
+def _pow(node: ir.Node, target: int) -> None:
+    """Pow 12 let the exponent's type differ from the base's; Pow 7 takes one float type."""
+    for index, value in enumerate(node.inputs[:2]):
+        if value is None or value.dtype is None:
+            raise refuse(
+                node,
+                f"the type of input {index} is unknown, and Pow at opset {target} needs "
+                "the base and the exponent of one type",
+            )
+    check_types(node, target)
+
+
+def _integer_extreme(node: ir.Node, target: int) -> None:
+    """Max/Min took integers at 12; before, integers compare and select with Where."""
+    dtypes = [value.dtype if value is not None else None for value in node.inputs]
+    if not all(d is not None and d.is_integer() for d in dtypes):
+        check_types(node, target)  # floats keep the node's form
+        return
+    if any(d not in WHERE_RUNS for d in dtypes):
+        dtype = next(d for d in dtypes if d not in WHERE_RUNS)
+        raise refuse(
+            node,
+            f"input is {dtype.name.lower()}: {node.op_type} at opset {target} takes no "
+            "integers, and ONNX Runtime does not run the Where that would select them",
+        )
+    # Greater/Less and Where broadcast as Max and Min do; integers have no NaN to carry.
+    compare = "Greater" if node.op_type == "Max" else "Less"
+    inputs = list(node.inputs)
+    best = inputs[0]
+    for index, value in enumerate(inputs[1:-1], start=1):
+        better = add_node(node, compare, [value, best], f"better_{index}")
+        best = add_node(node, "Where", [better, value, best], f"best_{index}")
+    node.attributes.clear()
+    if len(inputs) == 1:
+        node.op_type = "Identity"
+        set_inputs(node, [best])
+    else:
+        better = add_node(node, compare, [inputs[-1], best], "better")
+        node.op_type = "Where"
+        set_inputs(node, [better, inputs[-1], best])
+    check_types(node, target)
+
+
 RULES: tuple[Rule, ...] = (
+    Rule(
+        frozenset({"Max", "Min"}),
+        lambda since, target: since >= 12 and 9 <= target < 12,
+        _integer_extreme,
+    ),
     Rule(frozenset({"ConstantOfShape"}), down_across(20), _constant_of_shape),
+    Rule(frozenset({"Mod"}), lambda since, target: since >= 28 and target < 13, _mod),
+    # Pow 1 broadcast only with its 'broadcast' attribute.
+    Rule(frozenset({"Pow"}), lambda since, target: since >= 12 and 7 <= target < 12, _pow),
     Rule(frozenset({"Constant"}), down_across(12), _constant),
     Rule(frozenset({"Identity"}), down_across(14), _identity),
     Rule(

@@ -230,6 +230,72 @@ def add_node(
     return new.outputs[0]
 
 
+# The element types ONNX Runtime runs Where for before opset 16; a Where of
+# another type is valid ONNX there but does not load in ONNX Runtime, so
+# adapters that select with Where refuse the others.
+WHERE_RUNS = frozenset(
+    {
+        ir.DataType.FLOAT,
+        ir.DataType.DOUBLE,
+        ir.DataType.FLOAT16,
+        ir.DataType.STRING,
+        ir.DataType.INT8,
+        ir.DataType.INT32,
+        ir.DataType.INT64,
+        ir.DataType.UINT8,
+        ir.DataType.UINT32,
+    }
+)
+
+
+def follow_with(
+    node: ir.Node,
+    op_type: str,
+    extra: Sequence[ir.Value],
+    purpose: str,
+    at: int = 0,
+    **attributes: object,
+) -> ir.Node:
+    """A new node after ``node`` that takes its output and takes over its name and users.
+
+    The node's output is the new node's input ``at``, among ``extra``. It gets
+    a fresh name and loses its declared shape, which the new node's output keeps.
+    """
+    result = node.outputs[0]
+    placeholder = ir.Value()
+    inputs = list(extra)
+    inputs.insert(at, placeholder)
+    after = ir.Node(
+        "",
+        op_type,
+        inputs,
+        [ir.convenience.convert_attribute(k, v) for k, v in attributes.items()],
+        name=fresh_name(node, purpose),
+    )
+    taken_over = after.outputs[0]
+    result.replace_all_uses_with(taken_over, replace_graph_outputs=True)
+    name = result.name
+    result.name = fresh_name(node, f"before_{purpose}")
+    taken_over.name = name
+    taken_over.type, taken_over.shape = result.type, result.shape
+    result.shape = None
+    after.replace_input_with(at, result)
+    graph = node.graph
+    assert graph is not None
+    graph.insert_after(node, after)
+    return after
+
+
+def take_over(value: ir.Value, new: ir.Value, purpose: str) -> None:
+    """``new`` takes over the name, users and declared type of ``value``, which keeps none."""
+    value.replace_all_uses_with(new, replace_graph_outputs=True)
+    name = value.name
+    producer = value.producer()
+    value.name = fresh_name(producer, purpose) if producer is not None else None
+    new.name = name
+    new.type, new.shape = value.type, value.shape
+
+
 def set_inputs(node: ir.Node, inputs: Sequence[ir.Value | None]) -> None:
     """Give ``node`` exactly ``inputs``, dropping trailing absent ones."""
     inputs = list(inputs)

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 # adapts Softmax and LogSoftmax upwards but not downwards, and Hardmax in
 # neither direction, so crossing 13 would silently change what the node
 # computes unless ``axis`` is the last axis, where both meanings agree.
+# Going down, graphkit's adapters move the axis last; going up, Hardmax is
+# refused.
 _AXIS_MEANING_CHANGED_IN_13 = {
     "Softmax": "down",
     "LogSoftmax": "down",
@@ -131,10 +133,20 @@ def _convert(model: ir.Model, target: int, report: _Report, *, body: bool = Fals
 
         fold(model.graph, current)
 
+    from graphkit_plugins._opset import subgraphs
+
     plan: dict[ir.Node, str] = {}
+    held: set[ir.Node] = set()  # nodes in subgraphs graphkit converts as models of their own
     for node in default_nodes(model):
+        if node in held:
+            continue
         since = onnx.defs.get_schema(node.op_type, current, "").since_version
-        if _adapter_for(node.op_type, since, target) is not None:
+        if subgraphs.applies(node.op_type, since, target):
+            plan[node] = _SUBGRAPHS
+            for attribute in node.attributes.values():
+                if attribute.type == ir.AttributeType.GRAPH:
+                    held.update(ir.traversal.RecursiveGraphIterator(attribute.as_graph()))
+        elif _adapter_for(node.op_type, since, target) is not None:
             plan[node] = _ADAPT
         elif not exists_at(node.op_type, target) and has_body(node.op_type, current):
             plan[node] = _EXPAND
@@ -179,7 +191,11 @@ def _convert(model: ir.Model, target: int, report: _Report, *, body: bool = Fals
         elif node.domain == _EXPAND:
             node.domain = ""
             expand_node(node)
-    for domain in (_ADAPT, _EXPAND):
+        elif node.domain == _SUBGRAPHS:
+            node.domain = ""
+            subgraphs.rewrite(node, model, target, lambda m, t: _convert(m, t, report))
+            report.adapted[node.op_type] += 1
+    for domain in (_ADAPT, _EXPAND, _SUBGRAPHS):
         converted.opset_imports.pop(domain, None)
     return converted
 
@@ -258,6 +274,7 @@ def _record_types(model: ir.Model) -> None:
 #: Private domains that hide nodes from onnx's converter while it runs.
 _ADAPT = "graphkit.set_opset.adapt"
 _EXPAND = "graphkit.set_opset.expand"
+_SUBGRAPHS = "graphkit.set_opset.subgraphs"
 
 
 def _adapter_for(op_type: str, since: int, target: int) -> Adapter | None:
@@ -338,12 +355,17 @@ def _meaning_hazards(model: ir.Model, current: int, target: int) -> list[str]:
     """Nodes whose meaning the converter would change between ``current`` and ``target``."""
     if min(current, target) >= 13 or max(current, target) < 13:
         return []
+    import onnx
+
     direction = "down" if target < current else "up"
     hazards = []
     for graph in model.graphs():
         for node in graph:
             risky = _AXIS_MEANING_CHANGED_IN_13.get(node.op_type)
             if node.domain not in ("", "ai.onnx") or risky not in (direction, "both"):
+                continue
+            since = onnx.defs.get_schema(node.op_type, current, "").since_version
+            if _adapter_for(node.op_type, since, target) is not None:
                 continue
             attribute = node.attributes.get("axis")
             axis = attribute.as_int() if attribute is not None else (1 if current < 13 else -1)

@@ -1,7 +1,5 @@
 """``python -m graphkit``."""
 
-import sys
+from graphkit._cli import run
 
-from graphkit._cli import main
-
-sys.exit(main())
+run()

@@ -191,6 +191,32 @@ def test_the_console_script_runs(tmp_path: Path) -> None:
     assert "rename_io" in result.stdout
 
 
+AT_EXIT_PLUGIN = """
+import atexit
+from pathlib import Path
+
+atexit.register(lambda: Path("goodbye.txt").write_text("exit handlers ran"))
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "code"), [([], 0), (["no_such_pass"], UsageError.exit_code)], ids=["success", "error"]
+)
+def test_the_command_ends_quickly_but_completely(
+    extra: list[str], code: int, tmp_path: Path
+) -> None:
+    """``python -m graphkit`` skips the interpreter's teardown, not the exit handlers or output."""
+    (tmp_path / "goodbye_plugin.py").write_text(AT_EXIT_PLUGIN)
+    command = [sys.executable, "-m", "graphkit", "passes", "--plugin", "goodbye_plugin.py", *extra]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == code, result.stderr
+    assert (tmp_path / "goodbye.txt").read_text() == "exit handlers ran"
+    if code == 0:
+        assert result.stdout.splitlines()[-1].startswith("simplify  "), "the listing is whole"
+    else:
+        assert result.stderr.startswith("graphkit: error: no pass named 'no_such_pass'")
+
+
 def test_a_closed_pipe_is_not_an_internal_error(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     """As in `graphkit passes | head`: the reader went away."""
     read_end, write_end = os.pipe()

@@ -21,7 +21,7 @@ class Params(pydantic.BaseModel):
     which ``graphkit passes NAME`` shows.
     """
 
-    model_config = pydantic.ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 def _against_recipe(value: str, info: pydantic.ValidationInfo) -> str:

@@ -46,7 +46,7 @@ def test_the_wheel_contains_plugins_and_recipes(wheel: Path) -> None:
         assert module.relative_to(ROOT).as_posix() in names
     assert not any(n.startswith("tests/") for n in names)
     [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
-    assert "graphkit = graphkit._cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "graphkit = graphkit._cli:run" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_the_installed_wheel_lists_its_passes(wheel: Path, tmp_path: Path) -> None:

@@ -124,9 +124,9 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
     so its weights are held back (see ``hold_back_weights``): the engine
     simplifies the graph around them and the weights stay where they are, on
     disk or in memory. On the 2.5 GiB model of the benchmarks (benchmarks/RESULTS.md,
-    figure 3), loading it, simplifying it with onnxsim and saving it took 2.2 s
-    and at most 138 MiB of memory; onnxsim's own command line on the same file
-    (with --save-as-external-data; it loads every weight) took 77 s and 12.6 GiB.
+    figure 3), loading it, simplifying it with onnxsim and saving it took 1.6 s
+    and at most 121 MiB of memory; onnxsim's own command line on the same file
+    (with --save-as-external-data; it loads every weight) took 71 s and 12.6 GiB.
     """
     from graphkit_plugins._common.output_check import OutputCheck, same_computation
     from graphkit_plugins._common.simplify_engines import ENGINES
@@ -154,9 +154,11 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
         raise PassError(f"the graph cannot be sorted: {error}") from None
 
     checks = params.check_n if params.check_n is not None else int(size <= COMPARE_BYTES)
-    original = None if hold else to_proto(model)
     engines = ENGINES if params.engine == "auto" else (params.engine,)
     every = params.engine == "auto" and size <= TRY_EVERY_ENGINE_BYTES
+    # The model as a proto, to compare results with: past TRY_EVERY_ENGINE_BYTES, and
+    # with no output check, one more copy of the weights is not worth it.
+    original = to_proto(model) if not hold and (checks or size <= TRY_EVERY_ENGINE_BYTES) else None
     valid = _given_valid(model, original)
     if every and not hold and len(engines) > 1:
         outcomes = _run_together(model, engines, params, valid)

@@ -3,7 +3,7 @@
 The running environment is normally the project's own set-up, with the
 versions constraints.txt pins. The plain pip environment is what a user gets
 from ``pip install ".[all]"`` without constraints.txt: whatever versions pip
-picks within pyproject.toml's ranges (onnxsim 0.8 rather than 0.7.3, say).
+picks within pyproject.toml's ranges (newer releases than those pinned, say).
 
 It lives in benchmarks/work/plain-env and is reused while pyproject.toml is
 unchanged: a hash of the file is stored in it once the build has finished. It

@@ -248,8 +248,8 @@ def large_simplify(env: Environment, runs: int) -> Row:
             "out.onnx --save-as-external-data` (without that flag it fails writing a model "
             "past 2 GiB), which loads every weight; onnxsim 0.7.3 then exits with status 1 "
             "while printing its summary (it serialises the whole model once more), after "
-            "the model is written, and is timed up to that exit. Both fold the same "
-            "Constant/Sqrt and drop the Identity here.",
+            "the model is written; either way onnxsim is timed up to its exit. Both fold the "
+            "same Constant/Sqrt and drop the Identity here.",
         ],
     )
 

@@ -109,7 +109,7 @@ def simplify(model: ir.Model, params: SimplifyParams) -> PassResult:
     refuses, one with a Conv bias that is not 1-D (onnxsim's, see
     plugins/_common/simplify_engines.py), or, on models up to
     ``COMPARE_BYTES``, one whose outputs differ from the model's on a random
-    input (onnxsim miscomputes some Reshape chains). onnxsim runs in a helper
+    input (onnxsim 0.7.3 miscomputes some Reshape chains). onnxsim runs in a helper
     process: its C++ code aborts on some valid models. With ``engine: auto``, simplify
     fails only if every engine fails, and the notes name the engine used and
     why another was not. Up to ``TRY_EVERY_ENGINE_BYTES`` of tensors every

@@ -42,6 +42,16 @@ RECIPES = HERE / "recipes"
 HEAVY_RUNS = 3
 
 
+def apply(
+    env: Environment, recipe: str | Path, source: Path, output: Path | None, log: str
+) -> Measure:
+    """Time ``graphkit apply RECIPE --source SOURCE [-o OUTPUT]`` in ``env``."""
+    command = [env.graphkit, "apply", str(recipe), "--source", str(source)]
+    if output is not None:
+        command += ["-o", str(output)]
+    return run_command(command, log=env.log(log))
+
+
 # --- figure 1 ---------------------------------------------------------------------------
 
 
@@ -74,13 +84,7 @@ def cleaning(env: Environment, runs: int) -> Row:
 
     graphkit = Side(
         "graphkit",
-        lambda: run_command(
-            [
-                *(env.graphkit, "apply", "signature-cleaning"),
-                *("--source", str(savedmodel), "-o", str(ours)),
-            ],
-            log=env.log("cleaning-graphkit"),
-        ),
+        lambda: apply(env, "signature-cleaning", savedmodel, ours, "cleaning-graphkit"),
         prepare=lambda: remove(ours),
     )
     alternative = Side(
@@ -142,12 +146,8 @@ def large_passes(env: Environment, runs: int) -> Row:
     copy = WORK / "large-copy"
     graphkit = Side(
         "graphkit",
-        lambda: run_command(
-            [
-                *(env.graphkit, "apply", str(RECIPES / "large-passes.yaml")),
-                *("--source", str(source), "-o", str(out / "model.onnx")),
-            ],
-            log=env.log("large-passes"),
+        lambda: apply(
+            env, RECIPES / "large-passes.yaml", source, out / "model.onnx", "large-passes"
         ),
         prepare=lambda: (remove(out), sync()),
     )
@@ -162,10 +162,7 @@ def large_passes(env: Environment, runs: int) -> Row:
         remove(out, copy)
     ratio = median_seconds(a) / median_seconds(b)
     memory_ok = peak(a) <= 2**30
-    checked = run_command(
-        [env.graphkit, "apply", str(RECIPES / "large-check.yaml"), "--source", str(source)],
-        log=env.log("large-check"),
-    )
+    checked = apply(env, RECIPES / "large-check.yaml", source, None, "large-check")
     return Row(
         2,
         title,
@@ -197,12 +194,8 @@ def large_simplify(env: Environment, runs: int) -> Row:
     onnxsim_out = WORK / "simplify-onnxsim"
     graphkit = Side(
         "graphkit",
-        lambda: run_command(
-            [
-                *(env.graphkit, "apply", str(RECIPES / "large-simplify.yaml")),
-                *("--source", str(source), "-o", str(out / "model.onnx")),
-            ],
-            log=env.log("simplify-graphkit"),
+        lambda: apply(
+            env, RECIPES / "large-simplify.yaml", source, out / "model.onnx", "simplify-graphkit"
         ),
         prepare=lambda: (remove(out), sync()),
     )
@@ -300,18 +293,7 @@ def verification_latency(env: Environment, runs: int) -> Row:
     checkpoint = build_verification_checkpoint(folder / "convnet_best_loss.pt", seed=0)
     ours = folder / "graphkit.onnx"
     plain = folder / "plain.onnx"
-    run_command(
-        [
-            env.graphkit,
-            "apply",
-            "signature-verification",
-            "--source",
-            str(checkpoint),
-            "-o",
-            str(ours),
-        ],
-        log=env.log("verification-graphkit"),
-    )
+    apply(env, "signature-verification", checkpoint, ours, "verification-graphkit")
     run_command(
         [env.python, str(HERE / "plain_export.py"), str(checkpoint), str(plain)],
         log=env.log("verification-plain"),
@@ -356,24 +338,12 @@ def overhead(env: Environment, runs: int) -> Row:
     remove(folder)
     source = folder / "cleaning.onnx"
     # The model the built-in recipe's passes start from: its import alone, untimed.
-    run_command(
-        [
-            *(env.graphkit, "apply", str(RECIPES / "cleaning-import.yaml")),
-            *("--source", str(savedmodel), "-o", str(source)),
-        ],
-        log=env.log("overhead-import"),
-    )
+    apply(env, RECIPES / "cleaning-import.yaml", savedmodel, source, "overhead-import")
     ours = folder / "graphkit.onnx"
     bare = folder / "bare.onnx"
     graphkit = Side(
         "graphkit",
-        lambda: run_command(
-            [
-                *(env.graphkit, "apply", str(RECIPES / "cleaning-passes.yaml")),
-                *("--source", str(source), "-o", str(ours)),
-            ],
-            log=env.log("overhead-graphkit"),
-        ),
+        lambda: apply(env, RECIPES / "cleaning-passes.yaml", source, ours, "overhead-graphkit"),
         prepare=lambda: remove(ours),
     )
     alternative = Side(

@@ -25,14 +25,12 @@ from benchmarks.harness import (
     chain,
     command_environment,
     compare,
-    describe,
-    median_seconds,
+    measured_row,
     not_run,
     peak,
     remove,
     run_command,
     size,
-    spread,
     sync,
     yes,
 )
@@ -105,16 +103,13 @@ def cleaning(env: Environment, runs: int) -> Row:
         prepare=lambda: remove(manual),
     )
     a, b = compare(graphkit, alternative, runs)
-    ratio = median_seconds(a) / median_seconds(b)
-    return Row(
+    return measured_row(
         1,
         title,
-        describe(a),
-        describe(b),
-        ratio,
-        spread(a, b),
+        a,
+        b,
         "≤ 1.0",
-        yes(ratio <= 1.0),
+        lambda ratio: yes(ratio <= 1.0),
         [
             "graphkit: `graphkit apply signature-cleaning` (conversion, passes including "
             "simplify and check, and a parity check against TensorFlow); manual: "
@@ -160,18 +155,15 @@ def large_passes(env: Environment, runs: int) -> Row:
         a, b = compare(graphkit, alternative, runs)
     finally:
         remove(out, copy)
-    ratio = median_seconds(a) / median_seconds(b)
     memory_ok = peak(a) <= 2**30
     checked = apply(env, RECIPES / "large-check.yaml", source, None, "large-check")
-    return Row(
+    return measured_row(
         2,
         title,
-        describe(a),
-        describe(b),
-        ratio,
-        spread(a, b),
+        a,
+        b,
         "≤ 1.3, peak ≤ 1 GiB",
-        f"{yes(ratio <= 1.3)} (time), {yes(memory_ok)} (memory)",
+        lambda ratio: f"{yes(ratio <= 1.3)} (time), {yes(memory_ok)} (memory)",
         [
             "graphkit: `graphkit apply benchmarks/recipes/large-passes.yaml` into another "
             "folder (load, three passes, save with the weights copied to the new folder); "
@@ -222,16 +214,13 @@ def large_simplify(env: Environment, runs: int) -> Row:
         a, b = compare(graphkit, alternative, runs)
     finally:
         remove(out, onnxsim_out)
-    ratio = median_seconds(a) / median_seconds(b)
-    return Row(
+    return measured_row(
         3,
         title,
-        describe(a),
-        describe(b),
-        ratio,
-        spread(a, b),
+        a,
+        b,
         "none set; report time and memory",
-        "—",
+        None,
         [
             f"peak memory ratio {peak(a) / peak(b):.3f}; {runs} runs each (minutes and many "
             "GiB a run for onnxsim).",
@@ -264,16 +253,13 @@ def startup(env: Environment, runs: int) -> Row:
     graphkit.run()
     alternative.run()
     a, b = compare(graphkit, alternative, runs)
-    ratio = median_seconds(a) / median_seconds(b)
-    return Row(
+    return measured_row(
         4,
         title,
-        describe(a),
-        describe(b),
-        ratio,
-        spread(a, b),
+        a,
+        b,
         "≤ 1.5",
-        yes(ratio <= 1.5),
+        lambda ratio: yes(ratio <= 1.5),
         ['alternative: `python -c "import onnx"`.'],
     )
 
@@ -361,16 +347,13 @@ def overhead(env: Environment, runs: int) -> Row:
     written = {path: sorted(p.name for p in folder.glob(f"{path.name}*")) for path in (ours, bare)}
     if [len(names) for names in written.values()] != [1, 1]:
         raise Failed(f"the two sides wrote different sets of files: {list(written.values())}")
-    ratio = median_seconds(a) / median_seconds(b)
-    return Row(
+    return measured_row(
         6,
         title,
-        describe(a),
-        describe(b),
-        ratio,
-        spread(a, b),
+        a,
+        b,
         goal,
-        yes(ratio <= 1.2),
+        lambda ratio: yes(ratio <= 1.2),
         [
             "graphkit: `graphkit apply benchmarks/recipes/cleaning-passes.yaml` (start-up and "
             "plugin discovery, the recipe's validation, loading, rename_io, fix_dims, which "

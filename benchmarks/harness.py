@@ -176,6 +176,30 @@ def not_run(number: int, title: str, reason: str, goal: str) -> Row:
     return Row(number, title, "not run", "not run", None, "", goal, "not measured", [reason])
 
 
+def measured_row(
+    number: int,
+    title: str,
+    a: list[Measure],
+    b: list[Measure],
+    goal: str,
+    met: Callable[[float], str] | None,
+    notes: list[str],
+) -> Row:
+    """The row of a figure whose two sides ran: ``met`` judges the median ratio (None: no goal)."""
+    ratio = median_seconds(a) / median_seconds(b)
+    return Row(
+        number,
+        title,
+        describe(a),
+        describe(b),
+        ratio,
+        spread(a, b),
+        goal,
+        "—" if met is None else met(ratio),
+        notes,
+    )
+
+
 def yes(value: bool) -> str:
     return "yes" if value else "**no**"
 

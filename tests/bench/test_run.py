@@ -132,3 +132,14 @@ def test_time_spent_splits_the_last_run_by_graphkit_s_own_times(
         "the source's import 0.30 s; passes 0.21 s (rename_io 0.01 s, fix_dims 0.20 s); "
         "save 0.05 s."
     )
+
+
+def test_a_measured_row_judges_the_median_ratio() -> None:
+    from benchmarks.harness import Measure, measured_row
+
+    a = [Measure(2.0, 2**20), Measure(3.0, 2**20), Measure(9.0, 2**21)]
+    b = [Measure(2.0, 0), Measure(2.0, 0), Measure(2.0, 0)]
+    judged = measured_row(7, "t", a, b, "≤ 1.4", lambda ratio: str(ratio <= 1.4), ["n"])
+    assert (judged.ratio, judged.met, judged.spread) == (1.5, "False", "1.00-4.50")
+    assert judged.graphkit == "3.00 s, peak 2 MiB"
+    assert measured_row(7, "t", a, b, "none", None, []).met == "—"
